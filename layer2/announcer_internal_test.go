@@ -1,0 +1,245 @@
+package layer2
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// newTestAnnouncer serves an interface that cannot exist, so no socket is
+// ever opened in the test's own network namespace.
+func newTestAnnouncer(t *testing.T, opts Options) *Announcer {
+	t.Helper()
+	opts.Interfaces = []string{"ironlb-none0"}
+	opts.Logger = quietLogger()
+	a, err := NewAnnouncer(opts)
+	if err != nil {
+		t.Fatalf("NewAnnouncer: %v", err)
+	}
+	return a
+}
+
+func TestNewAnnouncerValidates(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    Options
+		wantErr bool
+	}{
+		{"defaults", Options{}, false},
+		{"custom schedule", Options{GratuitousSchedule: []time.Duration{0, time.Second}}, false},
+		{"empty schedule disables bursts", Options{GratuitousSchedule: []time.Duration{}}, false},
+		{"negative offset", Options{GratuitousSchedule: []time.Duration{-time.Second}}, true},
+		{"negative rescan", Options{RescanInterval: -time.Second}, true},
+		{"empty interface name", Options{Interfaces: []string{"eth0", ""}}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewAnnouncer(tc.opts)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("NewAnnouncer(%+v) error = %v, want error: %v", tc.opts, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestSetOwnedNormalizesAndSorts(t *testing.T) {
+	a := newTestAnnouncer(t, Options{})
+	a.SetOwned([]netip.Addr{
+		netip.MustParseAddr("fd00::1"),
+		netip.MustParseAddr("::ffff:10.0.0.2"), // IPv4-mapped: treated as 10.0.0.2
+		netip.MustParseAddr("10.0.0.1"),
+		netip.MustParseAddr("10.0.0.1"),
+		{}, // invalid: ignored
+		netip.MustParseAddr("fe80::1%eth0"),
+	})
+	want := []netip.Addr{
+		netip.MustParseAddr("10.0.0.1"),
+		netip.MustParseAddr("10.0.0.2"),
+		netip.MustParseAddr("fd00::1"),
+		netip.MustParseAddr("fe80::1"),
+	}
+	if got := a.Owned(); !slices.Equal(got, want) {
+		t.Fatalf("Owned() = %v, want %v", got, want)
+	}
+}
+
+func TestRemovedIPsLeavePendingBursts(t *testing.T) {
+	ip1, ip2 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	a := newTestAnnouncer(t, Options{})
+	a.SetOwned([]netip.Addr{ip1, ip2})
+	if len(a.bursts) != 1 || len(a.bursts[0].ips) != 2 {
+		t.Fatalf("after takeover of 2 IPs: bursts = %+v, want one burst of 2", a.bursts)
+	}
+	a.SetOwned([]netip.Addr{ip2})
+	if len(a.bursts) != 1 || !slices.Equal(a.bursts[0].ips, []netip.Addr{ip2}) {
+		t.Fatalf("after releasing %s: bursts = %+v, want only %s pending", ip1, a.bursts[0].ips, ip2)
+	}
+	// Released and taken again: a new burst; the old one must not send
+	// for it on the old schedule.
+	a.SetOwned(nil)
+	a.SetOwned([]netip.Addr{ip2})
+	if len(a.bursts) != 1 || a.bursts[0].epoch != a.owned[ip2] {
+		t.Fatalf("after re-taking %s: bursts = %+v, want a single burst of the new epoch %d", ip2, a.bursts, a.owned[ip2])
+	}
+	a.Stop()
+	if len(a.bursts) != 0 || len(a.Owned()) != 0 {
+		t.Fatalf("after Stop: bursts = %d, owned = %v; want none", len(a.bursts), a.Owned())
+	}
+	a.SetOwned([]netip.Addr{ip1})
+	if len(a.Owned()) != 0 {
+		t.Fatalf("SetOwned after Stop took effect: %v", a.Owned())
+	}
+}
+
+func TestSendDueFollowsSchedule(t *testing.T) {
+	sched := []time.Duration{0, 100 * time.Millisecond, time.Second}
+	a := newTestAnnouncer(t, Options{GratuitousSchedule: sched})
+	a.SetOwned([]netip.Addr{netip.MustParseAddr("10.0.0.1")})
+	start := time.Unix(1000, 0)
+	a.bursts[0].start = start
+
+	tests := []struct {
+		name     string
+		at       time.Duration
+		wantStep int
+		wantNext time.Duration // -1: nothing pending
+	}{
+		{"takeover sends at once", 0, 1, 100 * time.Millisecond},
+		{"nothing due yet", 50 * time.Millisecond, 1, 100 * time.Millisecond},
+		{"second send", 150 * time.Millisecond, 2, time.Second},
+		{"last send ends the burst", 5 * time.Second, 3, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b *burst
+			if len(a.bursts) > 0 {
+				b = a.bursts[0]
+			}
+			next := a.sendDue(start.Add(tc.at))
+			if b != nil && b.step != tc.wantStep {
+				t.Errorf("step = %d, want %d", b.step, tc.wantStep)
+			}
+			if tc.wantNext < 0 {
+				if !next.IsZero() || len(a.bursts) != 0 {
+					t.Errorf("next = %v, bursts = %d; want nothing pending", next, len(a.bursts))
+				}
+				return
+			}
+			if want := start.Add(tc.wantNext); !next.Equal(want) {
+				t.Errorf("next = %v, want %v", next.Sub(start), tc.wantNext)
+			}
+		})
+	}
+}
+
+func TestRunLifecycle(t *testing.T) {
+	a := newTestAnnouncer(t, Options{RescanInterval: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+
+	// A second Run is refused while the first is running.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a.mu.RLock()
+		running := a.running
+		a.mu.RUnlock()
+		if running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := a.Run(ctx); !errors.Is(err, ErrAlreadyRunning) {
+		t.Fatalf("second Run = %v, want ErrAlreadyRunning", err)
+	}
+	a.SetOwned([]netip.Addr{netip.MustParseAddr("10.0.0.1")})
+	time.Sleep(30 * time.Millisecond) // a few rescans of a missing interface
+	a.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v after Stop, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after Stop")
+	}
+	if got := a.Owned(); len(got) != 0 {
+		t.Fatalf("Owned() after Stop = %v, want none", got)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	var nilMetrics *Metrics
+	ip := netip.MustParseAddr("10.0.0.1")
+	nilMetrics.requestReceived(ip) // must not panic
+	nilMetrics.duplicateSeen(ip)
+
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	again := NewMetrics(reg) // same registry: reuses the collectors
+	m.duplicateSeen(ip)
+	again.duplicateSeen(ip)
+	if got := counterValue(t, m.duplicates, ip); got != 2 {
+		t.Fatalf("duplicate_owner_total = %v, want 2", got)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	// Vectors without a child are not gathered: only the one incremented.
+	if want := []string{"ironlb_layer2_duplicate_owner_total"}; !slices.Equal(names, want) {
+		t.Fatalf("gathered %v, want %v", names, want)
+	}
+}
+
+func TestDuplicateReportsAreRateLimited(t *testing.T) {
+	var calls []string
+	m := NewMetrics(nil)
+	a := newTestAnnouncer(t, Options{
+		Metrics: m,
+		OnDuplicate: func(ip netip.Addr, mac net.HardwareAddr, iface string) {
+			calls = append(calls, ip.String()+" "+mac.String()+" "+iface)
+		},
+	})
+	ip := netip.MustParseAddr("10.0.0.1")
+	mac1 := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	mac2 := net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	a.duplicate(ip, mac1, "eth0")
+	a.duplicate(ip, mac1, "eth0") // same claim again: counted, not reported
+	a.duplicate(ip, mac2, "eth0") // another MAC: reported
+	want := []string{"10.0.0.1 02:00:00:00:00:01 eth0", "10.0.0.1 02:00:00:00:00:02 eth0"}
+	if !slices.Equal(calls, want) {
+		t.Fatalf("OnDuplicate calls = %q, want %q", calls, want)
+	}
+	if got := counterValue(t, m.duplicates, ip); got != 3 {
+		t.Fatalf("duplicate_owner_total = %v, want 3", got)
+	}
+}
+
+func counterValue(t *testing.T, v *prometheus.CounterVec, ip netip.Addr) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := v.WithLabelValues(ip.String()).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}

@@ -1,0 +1,81 @@
+package layer2
+
+import (
+	"errors"
+	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics holds the Prometheus collectors of the layer-2 announcer. A nil
+// *Metrics is valid and records nothing.
+type Metrics struct {
+	requests   *prometheus.CounterVec
+	responses  *prometheus.CounterVec
+	gratuitous *prometheus.CounterVec
+	duplicates *prometheus.CounterVec
+}
+
+// NewMetrics creates the collectors and registers them with reg (nil: not
+// registered). Registering twice with the same registry reuses the collectors
+// already registered, so tests and restarts within one process do not panic.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	vec := func(name, help string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ironlb",
+			Subsystem: "layer2",
+			Name:      name,
+			Help:      help,
+		}, []string{"ip"})
+		if reg == nil {
+			return c
+		}
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+					return existing
+				}
+			}
+			panic("layer2: registering metric " + name + ": " + err.Error())
+		}
+		return c
+	}
+	return &Metrics{
+		requests:   vec("requests_received_total", "ARP requests and Neighbor Solicitations received for an owned IP."),
+		responses:  vec("responses_sent_total", "ARP replies and solicited Neighbor Advertisements sent for an owned IP."),
+		gratuitous: vec("gratuitous_sent_total", "Gratuitous ARP packets and unsolicited Neighbor Advertisements sent."),
+		duplicates: vec("duplicate_owner_total", "ARP or NDP packets from another MAC claiming an IP this node owns (split brain)."),
+	}
+}
+
+func (m *Metrics) inc(v *prometheus.CounterVec, ip netip.Addr) {
+	if m == nil {
+		return
+	}
+	v.WithLabelValues(ip.String()).Inc()
+}
+
+func (m *Metrics) requestReceived(ip netip.Addr) {
+	if m != nil {
+		m.inc(m.requests, ip)
+	}
+}
+
+func (m *Metrics) responseSent(ip netip.Addr) {
+	if m != nil {
+		m.inc(m.responses, ip)
+	}
+}
+
+func (m *Metrics) gratuitousSent(ip netip.Addr) {
+	if m != nil {
+		m.inc(m.gratuitous, ip)
+	}
+}
+
+func (m *Metrics) duplicateSeen(ip netip.Addr) {
+	if m != nil {
+		m.inc(m.duplicates, ip)
+	}
+}

@@ -2,12 +2,101 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ironlb/ironlb/internal/logging"
+	"github.com/ironlb/ironlb/internal/serve"
+	"github.com/ironlb/ironlb/speaker"
 )
 
-// runSpeaker implements "ironlb speaker". Placeholder until the speaker lands.
+// runSpeaker implements "ironlb speaker".
 func runSpeaker(ctx context.Context, args []string, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "ironlb speaker: not implemented yet")
-	return 1
+	fs := flag.NewFlagSet("ironlb speaker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var common commonFlags
+	common.register(fs)
+	nodeName := fs.String("node-name", envOr("METALLB_NODE_NAME", os.Getenv("NODE_NAME")), "name of this node (default: env METALLB_NODE_NAME)")
+	bindAddr := fs.String("ml-bind-addr", envOr("METALLB_ML_BIND_ADDR", os.Getenv("METALLB_HOST")), "node IP for memberlist (default: env METALLB_ML_BIND_ADDR, then METALLB_HOST)")
+	bindPort := fs.Int("ml-bind-port", 7946, "memberlist port")
+	mlLabels := fs.String("ml-labels", envOr("METALLB_ML_LABELS", "app=metallb,component=speaker"), "label selector of the speaker pods, used to find the other members")
+	insecure := fs.Bool("ml-insecure", false, "run memberlist without encryption when no secret is given")
+	interfaces := fs.String("interfaces", "", "comma-separated interfaces for layer-2 announcements; empty = every up, non-loopback interface with an address")
+	lbClass := fs.String("lb-class", "", "announce Services of this spec.loadBalancerClass; empty announces Services without a class")
+	restartGrace := fs.Duration("restart-grace", 3*time.Second, "keep a crashed speaker whose host still answers as owner for this long, so a container restart does not move its IPs twice")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	logger, err := logging.New(stderr, common.logFormat, common.logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "ironlb speaker:", err)
+		return 2
+	}
+	addr, err := netip.ParseAddr(*bindAddr)
+	if err != nil {
+		logger.Error("--ml-bind-addr must be this node's IP address", "value", *bindAddr)
+		return 2
+	}
+	client, err := kubeClient(common.kubeconfig, "ironlb-speaker")
+	if err != nil {
+		logger.Error("kubernetes client", "error", err)
+		return 1
+	}
+	secret := os.Getenv("METALLB_ML_SECRET_KEY")
+	if secret == "" {
+		secret = os.Getenv("IRONLB_ML_SECRET_KEY")
+	}
+	var ifaces []string
+	for _, i := range strings.Split(*interfaces, ",") {
+		if i = strings.TrimSpace(i); i != "" {
+			ifaces = append(ifaces, i)
+		}
+	}
+	reg := newRegistry()
+	sp, err := speaker.New(speaker.Options{
+		Client:        client,
+		NodeName:      *nodeName,
+		Namespace:     common.namespace,
+		ConfigName:    common.configName,
+		LBClass:       *lbClass,
+		BindAddr:      addr,
+		BindPort:      *bindPort,
+		SpeakerLabels: *mlLabels,
+		Secret:        []byte(secret),
+		Insecure:      *insecure,
+		RestartGrace:  *restartGrace,
+		Interfaces:    ifaces,
+		Logger:        logger,
+		Registerer:    reg,
+	})
+	if err != nil {
+		logger.Error("speaker", "error", err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- serve.Run(ctx, common.listenAddr(), reg, sp.Ready) }()
+	runErr := make(chan error, 1)
+	go func() { runErr <- sp.Run(ctx) }()
+	select {
+	case err = <-runErr:
+	case err = <-serveErr:
+		cancel()
+		<-runErr
+	}
+	if err != nil {
+		logger.Error("speaker stopped", "error", err)
+		return 1
+	}
+	return 0
 }

@@ -1,0 +1,174 @@
+package speaker
+
+import (
+	"net/netip"
+	"sort"
+
+	"github.com/ironlb/ironlb/bgp"
+	"github.com/ironlb/ironlb/config"
+	"github.com/ironlb/ironlb/election"
+	"github.com/ironlb/ironlb/internal/svcinfo"
+)
+
+// serviceView is what the announcement decision needs to know about one Service.
+type serviceView struct {
+	Key   string       // namespace/name
+	IPs   []netip.Addr // from .status.loadBalancer.ingress
+	Local bool         // externalTrafficPolicy: Local
+	// ReadyNodes are the nodes with a ready endpoint of the Service (consulted for Local).
+	ReadyNodes map[string]bool
+}
+
+// nodeView is one Kubernetes node as the election sees it, minus endpoint readiness.
+type nodeView struct {
+	Name               string
+	Labels             map[string]string
+	NetworkUnavailable bool
+	Excluded           bool
+}
+
+// world is a snapshot of everything the speaker decides from.
+type world struct {
+	Self     string
+	Config   *config.Config
+	Nodes    []nodeView
+	Alive    map[string]bool // speakers alive in membership (plus those within their restart grace)
+	Services []serviceView
+}
+
+// announcement is one (Service, IP) this node announces, and how.
+type announcement struct {
+	Service  string
+	IP       netip.Addr
+	Protocol config.Protocol
+}
+
+// decision is what this node should do: the layer-2 addresses it owns, the BGP routes it
+// advertises, and, for status and logs, why Services are not announced here.
+type decision struct {
+	Owned         []netip.Addr
+	Ads           []bgp.Advertisement
+	Peers         []*config.Peer
+	Announcements []announcement
+	// NotAnnounced explains, per Service key, why no node at all announces it (for logs).
+	NotAnnounced map[string]string
+}
+
+// decide computes this node's announcements from a snapshot. It is pure and deterministic: every
+// speaker computing it over the same snapshot agrees on the layer-2 owner of each IP.
+func decide(w world) decision {
+	d := decision{NotAnnounced: map[string]string{}}
+	if w.Config == nil {
+		return d
+	}
+	var self *nodeView
+	for i := range w.Nodes {
+		if w.Nodes[i].Name == w.Self {
+			self = &w.Nodes[i]
+		}
+	}
+	if self != nil {
+		for _, p := range w.Config.Peers {
+			if p.MatchesNode(self.Labels) {
+				d.Peers = append(d.Peers, p)
+			}
+		}
+	}
+
+	bgpIPs := map[*config.Pool][]netip.Addr{}
+	for _, svc := range w.Services {
+		var nodes []election.Node
+		for _, n := range w.Nodes {
+			nodes = append(nodes, election.Node{
+				Name:               n.Name,
+				Alive:              w.Alive[n.Name],
+				NetworkUnavailable: n.NetworkUnavailable,
+				ExcludedByLabel:    n.Excluded,
+				HasReadyEndpoint:   svc.ReadyNodes[n.Name],
+			})
+		}
+		candidates, excluded := election.Candidates(nodes, svc.Local)
+		for _, ip := range svc.IPs {
+			pool := w.Config.PoolFor(ip)
+			if pool == nil {
+				d.NotAnnounced[svc.Key] = ip.String() + " is in no configured pool"
+				continue
+			}
+			if len(candidates) == 0 {
+				d.NotAnnounced[svc.Key] = noCandidateReason(excluded)
+				continue
+			}
+			switch pool.Protocol {
+			case config.Layer2:
+				if election.Owner(ip, candidates) == w.Self {
+					d.Owned = append(d.Owned, ip)
+					d.Announcements = append(d.Announcements, announcement{svc.Key, ip, config.Layer2})
+				}
+			case config.BGP:
+				// Every eligible node advertises; the router spreads traffic over them.
+				if contains(candidates, w.Self) {
+					bgpIPs[pool] = append(bgpIPs[pool], ip)
+					d.Announcements = append(d.Announcements, announcement{svc.Key, ip, config.BGP})
+				}
+			}
+		}
+	}
+	for _, pool := range w.Config.Pools {
+		ips := bgpIPs[pool]
+		if len(ips) == 0 {
+			continue
+		}
+		d.Ads = append(d.Ads, bgp.Build(ips, advertisementSpecs(pool))...)
+	}
+	svcinfo.SortAddrs(d.Owned)
+	sort.Slice(d.Announcements, func(i, j int) bool {
+		a, b := d.Announcements[i], d.Announcements[j]
+		if a.Service != b.Service {
+			return a.Service < b.Service
+		}
+		return a.IP.Less(b.IP)
+	})
+	return d
+}
+
+func advertisementSpecs(pool *config.Pool) []bgp.AdvertisementSpec {
+	specs := make([]bgp.AdvertisementSpec, 0, len(pool.BGPAdvertisements))
+	for _, adv := range pool.BGPAdvertisements {
+		comms := make([]uint32, 0, len(adv.Communities))
+		for _, c := range adv.Communities {
+			comms = append(comms, c.Uint32())
+		}
+		specs = append(specs, bgp.AdvertisementSpec{
+			AggregationLength:   adv.AggregationLength,
+			AggregationLengthV6: adv.AggregationLengthV6,
+			LocalPref:           adv.LocalPref,
+			Communities:         comms,
+		})
+	}
+	return specs
+}
+
+func noCandidateReason(excluded map[string]string) string {
+	if len(excluded) == 0 {
+		return "no speaker node is known"
+	}
+	names := make([]string, 0, len(excluded))
+	for n := range excluded {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	reason := "no eligible node:"
+	for _, n := range names {
+		reason += " " + n + " (" + excluded[n] + ")"
+	}
+	return reason
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

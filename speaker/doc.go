@@ -1,0 +1,17 @@
+// Package speaker is the Kubernetes glue of the ironlb speaker DaemonSet: it watches Services,
+// EndpointSlices, Nodes, the ConfigMap and the other speaker pods, decides which Service IPs this
+// node announces, and drives the protocol engines (package layer2 for ARP/NDP, package bgp for
+// BGP) and the speaker cluster membership (package membership).
+//
+// The decision is one pure function over a snapshot (decide): every speaker computes it over
+// the same inputs, so all agree on the single layer-2 owner of each IP without talking to each
+// other. Every change (an informer event, a membership change, a periodic tick) triggers one
+// reconcile of all Services.
+//
+// Two timing rules shape failover. A planned departure (SIGTERM) withdraws every announcement
+// first and only then leaves the cluster, so the next owner takes over while this node still
+// forwards. A speaker that crashes while its host still answers (a TCP connection to the
+// memberlist port is refused, not timed out) stays a candidate for a short restart grace, so a
+// container restart does not move its IPs away and back; a host that stops answering (link cut,
+// node down) loses its IPs as soon as memberlist declares it dead.
+package speaker

@@ -1,0 +1,588 @@
+package speaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/ironlb/ironlb/bgp"
+	"github.com/ironlb/ironlb/config"
+	"github.com/ironlb/ironlb/internal/svcinfo"
+	"github.com/ironlb/ironlb/layer2"
+	"github.com/ironlb/ironlb/membership"
+)
+
+// Event reasons recorded on Services.
+const (
+	ReasonNodeAssigned     = "nodeAssigned"
+	ReasonDuplicateOwner   = "DuplicateAnnouncer"
+	ReasonConfigInvalid    = "ConfigInvalid"
+	excludeFromLBLabel     = "node.kubernetes.io/exclude-from-external-load-balancers"
+	serviceNameLabel       = discoveryv1.LabelServiceName
+	defaultRestartGrace    = 3 * time.Second
+	periodicReconcileEvery = 30 * time.Second
+)
+
+// Options configure a Speaker.
+type Options struct {
+	Client     kubernetes.Interface
+	NodeName   string
+	Namespace  string // of the ConfigMap and the speaker pods
+	ConfigName string
+	ConfigKey  string
+	LBClass    string
+
+	// Memberlist.
+	BindAddr       netip.Addr // the node IP
+	BindPort       int
+	SpeakerLabels  string // label selector of the speaker pods, to find the other members
+	Secret         []byte // raw Secret value; empty requires Insecure
+	Insecure       bool
+	MemberTimings  membership.Timings
+	RejoinInterval time.Duration
+	// RestartGrace keeps a speaker that crashed (not left) on a host that still answers as a
+	// candidate for this long, so a container restart does not move its IPs away and back.
+	RestartGrace time.Duration
+
+	Interfaces []string // layer-2 interfaces; empty = all suitable ones
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Speaker announces the LoadBalancer IPs this node is responsible for.
+type Speaker struct {
+	opts    Options
+	log     *slog.Logger
+	client  kubernetes.Interface
+	metrics *metrics
+
+	factory    informers.SharedInformerFactory
+	nsFactory  informers.SharedInformerFactory
+	cmFactory  informers.SharedInformerFactory
+	services   corelisters.ServiceLister
+	slices     discoverylisters.EndpointSliceLister
+	nodes      corelisters.NodeLister
+	pods       corelisters.PodLister
+	configMaps corelisters.ConfigMapLister
+	synced     []cache.InformerSynced
+
+	events   record.EventBroadcaster
+	recorder record.EventRecorder
+
+	members   *membership.Members
+	announcer *layer2.Announcer
+	bgp       *bgp.Speaker
+
+	trigger chan struct{}
+	ready   atomic.Bool
+
+	mu        sync.Mutex
+	cfg       *config.Config
+	cfgRV     string
+	announced map[announcement]bool
+	lastAlive map[string]bool
+	grace     map[string]time.Time // crashed speakers kept as candidates until then
+}
+
+// New validates the options and wires informers. Nothing runs until Run.
+func New(opts Options) (*Speaker, error) {
+	if opts.Client == nil {
+		return nil, errors.New("speaker: Options.Client is required")
+	}
+	if opts.NodeName == "" {
+		return nil, errors.New("speaker: the node name is required (--node-name or env METALLB_NODE_NAME)")
+	}
+	if !opts.BindAddr.IsValid() {
+		return nil, errors.New("speaker: the node IP is required (--ml-bind-addr or env METALLB_HOST)")
+	}
+	if len(opts.Secret) == 0 && !opts.Insecure {
+		return nil, errors.New(`speaker: no memberlist secret: create it with
+  kubectl create secret generic -n metallb-system memberlist --from-literal=secretkey="$(openssl rand -base64 128)"
+and pass it as env METALLB_ML_SECRET_KEY (the standard manifest does), or run with --ml-insecure`)
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "metallb-system"
+	}
+	if opts.ConfigName == "" {
+		opts.ConfigName = "config"
+	}
+	if opts.ConfigKey == "" {
+		opts.ConfigKey = "config"
+	}
+	if opts.SpeakerLabels == "" {
+		opts.SpeakerLabels = "app=metallb,component=speaker"
+	}
+	if opts.RestartGrace == 0 {
+		opts.RestartGrace = defaultRestartGrace
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	podSelector, err := labels.Parse(opts.SpeakerLabels)
+	if err != nil {
+		return nil, fmt.Errorf("speaker: --ml-labels %q: %w", opts.SpeakerLabels, err)
+	}
+
+	s := &Speaker{
+		opts:      opts,
+		log:       opts.Logger.With("node", opts.NodeName),
+		client:    opts.Client,
+		metrics:   newMetrics(opts.Registerer),
+		trigger:   make(chan struct{}, 1),
+		announced: map[announcement]bool{},
+		lastAlive: map[string]bool{},
+		grace:     map[string]time.Time{},
+	}
+	s.events = record.NewBroadcaster()
+	s.recorder = s.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "ironlb-speaker", Host: opts.NodeName})
+
+	resync := 10 * time.Minute
+	s.factory = informers.NewSharedInformerFactory(opts.Client, resync)
+	s.nsFactory = informers.NewSharedInformerFactoryWithOptions(opts.Client, resync,
+		informers.WithNamespace(opts.Namespace),
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = podSelector.String() }))
+	s.cmFactory = informers.NewSharedInformerFactoryWithOptions(opts.Client, resync,
+		informers.WithNamespace(opts.Namespace),
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", opts.ConfigName).String()
+		}))
+
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.poke() },
+		UpdateFunc: func(_, _ any) { s.poke() },
+		DeleteFunc: func(any) { s.poke() },
+	}
+	svcInf := s.factory.Core().V1().Services()
+	sliceInf := s.factory.Discovery().V1().EndpointSlices()
+	nodeInf := s.factory.Core().V1().Nodes()
+	podInf := s.nsFactory.Core().V1().Pods()
+	cmInf := s.cmFactory.Core().V1().ConfigMaps()
+	for _, inf := range []cache.SharedIndexInformer{svcInf.Informer(), sliceInf.Informer(), nodeInf.Informer(), podInf.Informer(), cmInf.Informer()} {
+		if _, err := inf.AddEventHandler(handler); err != nil {
+			return nil, fmt.Errorf("speaker: event handler: %w", err)
+		}
+		s.synced = append(s.synced, inf.HasSynced)
+	}
+	s.services, s.slices, s.nodes, s.pods, s.configMaps = svcInf.Lister(), sliceInf.Lister(), nodeInf.Lister(), podInf.Lister(), cmInf.Lister()
+	return s, nil
+}
+
+func (s *Speaker) poke() {
+	select {
+	case s.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Ready reports whether the speaker has synced and made its first decision.
+func (s *Speaker) Ready() bool { return s.ready.Load() }
+
+// Run joins the speaker cluster and announces until ctx ends. On the way out it withdraws every
+// announcement first, then leaves the cluster, so the next owner takes over while this node
+// still forwards traffic.
+func (s *Speaker) Run(ctx context.Context) error {
+	s.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
+	defer s.events.Shutdown()
+
+	s.factory.Start(ctx.Done())
+	s.nsFactory.Start(ctx.Done())
+	s.cmFactory.Start(ctx.Done())
+	defer s.factory.Shutdown()
+	defer s.nsFactory.Shutdown()
+	defer s.cmFactory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
+		return fmt.Errorf("speaker: caches did not sync: %w", ctx.Err())
+	}
+
+	var err error
+	s.members, err = membership.New(membership.Options{
+		NodeName:       s.opts.NodeName,
+		BindAddr:       s.opts.BindAddr,
+		BindPort:       s.opts.BindPort,
+		SecretKey:      s.opts.Secret,
+		Seeds:          s.seeds,
+		RejoinInterval: s.opts.RejoinInterval,
+		Timings:        s.opts.MemberTimings,
+		Logger:         s.log.With("component", "memberlist"),
+	})
+	if err != nil {
+		return fmt.Errorf("speaker: memberlist: %w", err)
+	}
+	s.announcer, err = layer2.NewAnnouncer(layer2.Options{
+		Interfaces:  s.opts.Interfaces,
+		Logger:      s.log.With("component", "layer2"),
+		Metrics:     layer2.NewMetrics(s.opts.Registerer),
+		OnDuplicate: s.onDuplicate,
+	})
+	if err != nil {
+		return fmt.Errorf("speaker: layer2: %w", err)
+	}
+	routerID := s.opts.BindAddr
+	if !routerID.Is4() {
+		routerID = netip.Addr{}
+	}
+	s.bgp, err = bgp.New(bgp.Options{
+		RouterID:        routerID,
+		ListenPort:      -1,
+		Logger:          s.log.With("component", "bgp"),
+		Metrics:         bgp.NewMetrics(s.opts.Registerer),
+		OnSessionChange: s.onSession,
+	})
+	if err != nil {
+		return fmt.Errorf("speaker: bgp: %w", err)
+	}
+
+	// The protocol engines and membership live until this function has withdrawn everything.
+	engineCtx, stopEngines := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	run := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(engineCtx); err != nil {
+				s.log.Error("component stopped", "component", name, "error", err)
+			}
+		}()
+	}
+	run("memberlist", s.members.Run)
+	run("layer2", s.announcer.Run)
+	run("bgp", s.bgp.Run)
+
+	s.reconcile()
+	s.ready.Store(true)
+	s.log.Info("speaker started", "bind", netip.AddrPortFrom(s.opts.BindAddr, uint16(s.opts.BindPort)).String())
+
+	ticker := time.NewTicker(periodicReconcileEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.shutdown()
+			stopEngines()
+			wg.Wait()
+			return nil
+		case <-s.trigger:
+		case <-s.members.Changes():
+		case <-ticker.C:
+		}
+		s.reconcile()
+	}
+}
+
+// shutdown is the planned handover: stop answering and advertising at once, then tell the
+// others we are gone so the next owner announces.
+func (s *Speaker) shutdown() {
+	s.log.Info("withdrawing all announcements before leaving")
+	s.announcer.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	if err := s.bgp.Shutdown(ctx); err != nil {
+		s.log.Warn("bgp shutdown", "error", err)
+	}
+	cancel()
+	if err := s.members.Leave(2 * time.Second); err != nil {
+		s.log.Warn("memberlist leave", "error", err)
+	}
+	s.mu.Lock()
+	for a := range s.announced {
+		s.metrics.announced.DeleteLabelValues(a.Service, a.IP.String(), string(a.Protocol), s.opts.NodeName)
+	}
+	s.announced = map[announcement]bool{}
+	s.mu.Unlock()
+}
+
+// seeds returns the memberlist addresses of the other speaker pods.
+func (s *Speaker) seeds() []netip.AddrPort {
+	pods, err := s.pods.Pods(s.opts.Namespace).List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	port := s.opts.BindPort
+	if port <= 0 {
+		port = membership.DefaultPort
+	}
+	var out []netip.AddrPort
+	for _, p := range pods {
+		if p.Spec.NodeName == s.opts.NodeName || p.Status.PodIP == "" || p.DeletionTimestamp != nil {
+			continue
+		}
+		if ip, err := netip.ParseAddr(p.Status.PodIP); err == nil {
+			out = append(out, netip.AddrPortFrom(ip, uint16(port)))
+		}
+	}
+	return out
+}
+
+// loadConfig parses the ConfigMap when it changed; a broken one keeps the last good config.
+func (s *Speaker) loadConfig() *config.Config {
+	cm, err := s.configMaps.ConfigMaps(s.opts.Namespace).Get(s.opts.ConfigName)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if apierrors.IsNotFound(err) || err != nil || cm.ResourceVersion == s.cfgRV {
+		return s.cfg
+	}
+	s.cfgRV = cm.ResourceVersion
+	data, ok := cm.Data[s.opts.ConfigKey]
+	var cfg *config.Config
+	if !ok {
+		err = fmt.Errorf("ConfigMap has no key %q", s.opts.ConfigKey)
+	} else {
+		cfg, err = config.Parse([]byte(data))
+	}
+	if err != nil {
+		s.metrics.configStale.Set(1)
+		s.log.Error("rejected configuration; the last good one stays in force", "error", err)
+		return s.cfg
+	}
+	s.metrics.configStale.Set(0)
+	s.metrics.configLoaded.Set(1)
+	s.cfg = cfg
+	s.log.Info("configuration loaded", "pools", len(cfg.Pools), "peers", len(cfg.Peers))
+	return cfg
+}
+
+// alive returns the speakers to treat as alive: memberlist's view, plus crashed speakers whose
+// host still answers, for RestartGrace after they failed.
+func (s *Speaker) alive(now time.Time) map[string]bool {
+	current := map[string]bool{s.opts.NodeName: true}
+	for _, n := range s.members.Alive() {
+		current[n] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for n := range s.lastAlive {
+		if current[n] {
+			delete(s.grace, n)
+			continue
+		}
+		if _, pending := s.grace[n]; pending {
+			continue
+		}
+		if s.members.Left(n) {
+			continue // a planned departure: move at once
+		}
+		if addr, ok := s.nodeAddr(n); ok && hostAnswers(addr) {
+			s.grace[n] = now.Add(s.opts.RestartGrace)
+			s.log.Info("speaker failed but its host answers; keeping it as a candidate during the restart grace", "member", n, "grace", s.opts.RestartGrace)
+			time.AfterFunc(s.opts.RestartGrace, s.poke)
+		}
+	}
+	for n, until := range s.grace {
+		if now.Before(until) {
+			current[n] = true
+		} else {
+			delete(s.grace, n)
+		}
+	}
+	s.lastAlive = map[string]bool{}
+	for n := range current {
+		s.lastAlive[n] = true
+	}
+	return current
+}
+
+// nodeAddr returns the speaker pod address of a node (hostNetwork: the node IP).
+func (s *Speaker) nodeAddr(node string) (netip.Addr, bool) {
+	pods, err := s.pods.Pods(s.opts.Namespace).List(labels.Everything())
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	for _, p := range pods {
+		if p.Spec.NodeName == node {
+			if ip, err := netip.ParseAddr(p.Status.PodIP); err == nil {
+				return ip, true
+			}
+			if ip, err := netip.ParseAddr(p.Status.HostIP); err == nil {
+				return ip, true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// hostAnswers reports whether the host at addr is reachable although its speaker is not: a TCP
+// connection to the memberlist port is actively refused (RST) rather than timing out. A cut link
+// or dead host times out, and then the IPs move at once.
+func hostAnswers(addr netip.Addr) bool {
+	conn, err := net.DialTimeout("tcp", netip.AddrPortFrom(addr, membership.DefaultPort).String(), 250*time.Millisecond)
+	if err == nil {
+		conn.Close()
+		return true // a new speaker is already listening
+	}
+	return strings.Contains(err.Error(), "connection refused")
+}
+
+// reconcile computes this node's announcements and applies the difference.
+func (s *Speaker) reconcile() {
+	cfg := s.loadConfig()
+	w := world{Self: s.opts.NodeName, Config: cfg, Alive: s.alive(time.Now())}
+
+	nodes, _ := s.nodes.List(labels.Everything())
+	for _, n := range nodes {
+		_, excluded := n.Labels[excludeFromLBLabel]
+		w.Nodes = append(w.Nodes, nodeView{
+			Name:               n.Name,
+			Labels:             n.Labels,
+			NetworkUnavailable: nodeCondition(n, corev1.NodeNetworkUnavailable),
+			Excluded:           excluded,
+		})
+	}
+	svcs, _ := s.services.List(labels.Everything())
+	for _, svc := range svcs {
+		if !svcinfo.Handled(svc, s.opts.LBClass) {
+			continue
+		}
+		ips := svcinfo.StatusIPs(svc)
+		if len(ips) == 0 {
+			continue
+		}
+		view := serviceView{Key: svc.Namespace + "/" + svc.Name, IPs: ips}
+		if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
+			view.Local = true
+			view.ReadyNodes = s.readyNodes(svc)
+		}
+		w.Services = append(w.Services, view)
+	}
+	sort.Slice(w.Services, func(i, j int) bool { return w.Services[i].Key < w.Services[j].Key })
+
+	d := decide(w)
+	s.announcer.SetOwned(d.Owned)
+	if err := s.bgp.SetPeers(bgpPeers(d.Peers)); err != nil {
+		s.log.Error("applying BGP peers", "error", err)
+	}
+	if err := s.bgp.SetAdvertisements(d.Ads); err != nil {
+		s.log.Error("applying BGP advertisements", "error", err)
+	}
+	s.recordAnnouncements(d, svcs)
+}
+
+// recordAnnouncements updates metrics and emits nodeAssigned for announcements that are new.
+func (s *Speaker) recordAnnouncements(d decision, svcs []*corev1.Service) {
+	byKey := map[string]*corev1.Service{}
+	for _, svc := range svcs {
+		byKey[svc.Namespace+"/"+svc.Name] = svc
+	}
+	now := map[announcement]bool{}
+	for _, a := range d.Announcements {
+		now[a] = true
+	}
+	s.mu.Lock()
+	var started []announcement
+	for a := range now {
+		if !s.announced[a] {
+			started = append(started, a)
+			s.metrics.announced.WithLabelValues(a.Service, a.IP.String(), string(a.Protocol), s.opts.NodeName).Set(1)
+		}
+	}
+	for a := range s.announced {
+		if !now[a] {
+			s.metrics.announced.DeleteLabelValues(a.Service, a.IP.String(), string(a.Protocol), s.opts.NodeName)
+			s.log.Info("stopped announcing", "service", a.Service, "ip", a.IP, "protocol", a.Protocol)
+		}
+	}
+	s.announced = now
+	s.mu.Unlock()
+	for _, a := range started {
+		s.log.Info("announcing", "service", a.Service, "ip", a.IP, "protocol", a.Protocol)
+		if svc := byKey[a.Service]; svc != nil {
+			s.recorder.Eventf(svc, corev1.EventTypeNormal, ReasonNodeAssigned, "announcing from node %q with protocol %q", s.opts.NodeName, a.Protocol)
+		}
+	}
+	for key, why := range d.NotAnnounced {
+		s.log.Debug("service not announced by any node", "service", key, "reason", why)
+	}
+}
+
+// readyNodes returns the nodes hosting a ready endpoint of svc.
+func (s *Speaker) readyNodes(svc *corev1.Service) map[string]bool {
+	sel := labels.SelectorFromSet(labels.Set{serviceNameLabel: svc.Name})
+	slices, err := s.slices.EndpointSlices(svc.Namespace).List(sel)
+	if err != nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, sl := range slices {
+		for _, ep := range sl.Endpoints {
+			if ep.NodeName == nil {
+				continue
+			}
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+				continue
+			}
+			out[*ep.NodeName] = true
+		}
+	}
+	return out
+}
+
+func (s *Speaker) onDuplicate(ip netip.Addr, mac net.HardwareAddr, iface string) {
+	s.log.Warn("another host answers for an address this node announces (split brain?)", "ip", ip, "other_mac", mac.String(), "interface", iface)
+	svcs, _ := s.services.List(labels.Everything())
+	for _, svc := range svcs {
+		for _, sip := range svcinfo.StatusIPs(svc) {
+			if sip == ip {
+				s.recorder.Eventf(svc, corev1.EventTypeWarning, ReasonDuplicateOwner,
+					"node %q announces %s but %s also answers for it on %s", s.opts.NodeName, ip, mac, iface)
+			}
+		}
+	}
+}
+
+func (s *Speaker) onSession(peer netip.Addr, up bool, reason string) {
+	if up {
+		s.log.Info("BGP session established", "peer", peer)
+	} else {
+		s.log.Warn("BGP session down", "peer", peer, "reason", reason)
+	}
+}
+
+func bgpPeers(peers []*config.Peer) []bgp.Peer {
+	out := make([]bgp.Peer, 0, len(peers))
+	for _, p := range peers {
+		out = append(out, bgp.Peer{
+			Addr:          p.Addr,
+			Port:          p.Port,
+			ASN:           p.ASN,
+			MyASN:         p.MyASN,
+			SrcAddr:       p.SrcAddr,
+			RouterID:      p.RouterID,
+			HoldTime:      p.HoldTime,
+			KeepaliveTime: p.KeepaliveTime,
+			Password:      p.Password,
+			EBGPMultiHop:  p.EBGPMultiHop,
+		})
+	}
+	return out
+}
+
+func nodeCondition(n *corev1.Node, t corev1.NodeConditionType) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == t {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

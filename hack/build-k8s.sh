@@ -15,10 +15,13 @@ out="$cache/k8s/$version/bin"
 mkdir -p "$out"
 export PATH="/usr/local/go/bin:$PATH"
 
-exec 9>"$out/.lock"
-flock 9
 for cmd in "$@"; do
+  [ -x "$out/$cmd" ] && continue
+  # One lock per command: a caller needing kube-apiserver never waits behind a kubelet build.
+  exec 9>"$out/.$cmd.lock"
+  flock 9
   if [ -x "$out/$cmd" ]; then
+    exec 9>&-
     continue
   fi
   echo ">> building $cmd $version (cached in $out; several minutes on a cold cache)" >&2
@@ -28,5 +31,6 @@ for cmd in "$@"; do
     "k8s.io/kubernetes/cmd/$cmd")
   mv "$out/$cmd.tmp" "$out/$cmd"
   echo ">> built $cmd in $(( $(date +%s) - start ))s" >&2
+  exec 9>&-
 done
 echo "$out"

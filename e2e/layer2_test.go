@@ -1,0 +1,196 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+var arpingReply = regexp.MustCompile(`from ([0-9a-f]{2}(?::[0-9a-f]{2}){5})`)
+
+// arpingMACs sends ARP requests for ip from the client and returns the distinct MACs that
+// answered.
+func arpingMACs(ctx context.Context, cl *Client, ip netip.Addr, count int) ([]string, string, error) {
+	out, err := cl.Exec(ctx, "arping", "-c", fmt.Sprint(count), "-i", "eth0", ip.String())
+	seen := map[string]bool{}
+	for _, m := range arpingReply.FindAllStringSubmatch(out, -1) {
+		seen[m[1]] = true
+	}
+	macs := make([]string, 0, len(seen))
+	for m := range seen {
+		macs = append(macs, m)
+	}
+	sort.Strings(macs)
+	if len(macs) == 0 && err != nil {
+		return nil, out, err
+	}
+	return macs, out, nil
+}
+
+// nodeMACs maps the MAC address of every kind node on the kind network to the node's name.
+func nodeMACs(t *testing.T) map[string]string {
+	t.Helper()
+	out, err := exec.Command("docker", "ps", "--filter", "label=io.x-k8s.kind.cluster=kind", "--format", "{{.Names}}").Output()
+	if err != nil {
+		t.Fatalf("docker ps: %v", err)
+	}
+	macs := map[string]string{}
+	for _, name := range strings.Fields(string(out)) {
+		mac, err := exec.Command("docker", "inspect", "-f", `{{(index .NetworkSettings.Networks "kind").MacAddress}}`, name).Output()
+		if err != nil {
+			t.Fatalf("docker inspect %s: %v", name, err)
+		}
+		macs[strings.ToLower(strings.TrimSpace(string(mac)))] = name
+	}
+	return macs
+}
+
+// deployWalkthroughApp deploys the app and its LoadBalancer Service in a fresh namespace and
+// returns the namespace and the Service IP once it answers from the client.
+func deployWalkthroughApp(t *testing.T, c *Cluster, client *Client) (string, netip.Addr) {
+	t.Helper()
+	installIronlb(t, c)
+	ensurePool(t, c)
+	ns := c.CreateNamespace(t, "e2e-l2")
+	app, err := os.ReadFile(filepath.Join(c.RepoRoot, "e2e/kind/manifests/app.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(t, strings.ReplaceAll(string(app), "namespace: default", "namespace: "+ns), false)
+	c.WaitRollout(t, ns, "deployment/app", 3*time.Minute)
+	ip := c.ServiceIP(t, ns, "loadbalancer-service", 90*time.Second)
+	Eventually(t, 60*time.Second, time.Second, func(ctx context.Context) error {
+		_, err := client.Get(ctx, "http://"+ip.String()+"/host")
+		return err
+	})
+	return ns, ip
+}
+
+// TestLayer2OneOwnerAndLinkCutFailover checks that exactly one node answers ARP for the
+// Service IP, that it is the node the speakers report as announcing, and that cutting that
+// node's link moves the IP to another node whose answers the client then gets.
+func TestLayer2OneOwnerAndLinkCutFailover(t *testing.T) {
+	c := Setup(t)
+	client := c.StartClient(t)
+	ns, ip := deployWalkthroughApp(t, c, client)
+	macs := nodeMACs(t)
+
+	var owner string
+	Eventually(t, 30*time.Second, time.Second, func(ctx context.Context) error {
+		got, out, err := arpingMACs(ctx, client, ip, 3)
+		if err != nil {
+			return err
+		}
+		if len(got) != 1 {
+			return fmt.Errorf("want exactly one MAC answering ARP for %s, got %v:\n%s", ip, got, out)
+		}
+		owner = macs[got[0]]
+		if owner == "" {
+			return fmt.Errorf("MAC %s is no kind node's (%v)", got[0], macs)
+		}
+		return nil
+	})
+	t.Logf("%s is announced by %s", ip, owner)
+	if owner == "kind-control-plane" {
+		t.Fatalf("the control plane carries node.kubernetes.io/exclude-from-external-load-balancers and must not announce")
+	}
+	events := c.Kubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.name=loadbalancer-service,reason=nodeAssigned", "-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}")
+	if !strings.Contains(events, owner) {
+		t.Errorf("no nodeAssigned event naming %s: %q", owner, events)
+	}
+
+	// Cut the owner's link; the kubelet and the pods on it lose the network too, as in a real
+	// failure. Restore it (and the default route, which goes with the link) when done.
+	gw := dockerGateway(t)
+	cut := func(up bool) error {
+		state := "down"
+		if up {
+			state = "up"
+		}
+		if out, err := exec.Command("docker", "exec", owner, "ip", "link", "set", "eth0", state).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip link set eth0 %s on %s: %v: %s", state, owner, err, out)
+		}
+		if up {
+			if out, err := exec.Command("docker", "exec", owner, "ip", "route", "replace", "default", "via", gw, "dev", "eth0").CombinedOutput(); err != nil {
+				return fmt.Errorf("restoring the default route on %s: %v: %s", owner, err, out)
+			}
+		}
+		return nil
+	}
+	restored := false
+	t.Cleanup(func() {
+		if !restored {
+			if err := cut(true); err != nil {
+				t.Log(err)
+			}
+		}
+	})
+
+	url := "http://" + ip.String() + "/host"
+	start := time.Now()
+	if err := cut(false); err != nil {
+		t.Fatal(err)
+	}
+	var recovered time.Duration
+	var answer string
+	for time.Since(start) < 30*time.Second {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		got, _, _ := arpingMACs(ctx, client, ip, 1)
+		cancel()
+		if len(got) == 1 && macs[got[0]] != owner && macs[got[0]] != "" {
+			recovered = time.Since(start)
+			break
+		}
+	}
+	if recovered == 0 {
+		t.Fatalf("no other node took over %s within 30 s of cutting %s's link", ip, owner)
+	}
+	t.Logf("link cut on %s: another node answers ARP for %s after %v", owner, ip, recovered.Round(time.Millisecond))
+	Eventually(t, 30*time.Second, 500*time.Millisecond, func(ctx context.Context) error {
+		body, err := client.Get(ctx, url)
+		answer = body
+		return err
+	})
+	t.Logf("answer through %s after the cut: %s", ip, strings.TrimSpace(answer))
+
+	if err := cut(true); err != nil {
+		t.Fatal(err)
+	}
+	restored = true
+	// Once the node is back, still exactly one node answers (no split brain after healing).
+	Eventually(t, 60*time.Second, 2*time.Second, func(ctx context.Context) error {
+		got, out, err := arpingMACs(ctx, client, ip, 3)
+		if err != nil {
+			return err
+		}
+		if len(got) != 1 {
+			return fmt.Errorf("after healing, %d MACs answer for %s: %v\n%s", len(got), ip, got, out)
+		}
+		return nil
+	})
+}
+
+func dockerGateway(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("docker", "network", "inspect", KindNetwork, "-f", "{{range .IPAM.Config}}{{.Gateway}} {{end}}").Output()
+	if err != nil {
+		t.Fatalf("docker network inspect: %v", err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if a, err := netip.ParseAddr(f); err == nil && a.Is4() {
+			return a.String()
+		}
+	}
+	t.Fatalf("no IPv4 gateway on the kind network: %q", out)
+	return ""
+}

@@ -20,7 +20,7 @@ deps: ## Debian packages and the cached kube-apiserver the tests need
 	hack/install-deps.sh
 	hack/build-k8s.sh kube-apiserver >/dev/null
 
-test: deps lint unit ## everything CI runs
+test: deps lint unit e2e ## everything CI runs
 
 unit: ## unit, protocol (network namespaces, FRR) and API-server tests
 	$(GO) test -count=1 -timeout 30m ./...
@@ -45,6 +45,21 @@ staticcheck:
 bench: ## allocation, election and BGP convergence benchmarks (figures, not pass/fail)
 	$(GO) test -run '^$$' -bench . -benchmem ./ipam ./election
 	$(GO) test -run '^$$' -bench FRRConvergence -benchtime 10x ./bgp
+
+bench-l2: ## layer-2 takeover in network namespaces: p50/p99 of the client-observed gap (root)
+	$(GO) run ./cmd/ironlb-bench-l2 -n 20
+
+kind-image: ## the offline kind node image (cached by Kubernetes version)
+	e2e/kind/node-image.sh
+
+demo: ## kind cluster (1 control plane + 3 workers) and the DESIGN §1 walkthrough, curl through the LB IP
+	e2e/kind/demo.sh
+
+demo-down: ## delete the demo cluster; stop the Docker engine if the demo started it
+	e2e/kind/cluster-down.sh
+
+e2e: ## the end-to-end suite in kind (creates and afterwards removes a cluster when none runs)
+	hack/e2e.sh
 
 clean:
 	rm -rf bin

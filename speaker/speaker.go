@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,8 +103,7 @@ type Speaker struct {
 	cfg       *config.Config
 	cfgRV     string
 	announced map[announcement]bool
-	lastAlive map[string]bool
-	grace     map[string]time.Time // crashed speakers kept as candidates until then
+	liveness  *liveness
 }
 
 // New validates the options and wires informers. Nothing runs until Run.
@@ -154,8 +152,6 @@ and pass it as env METALLB_ML_SECRET_KEY (the standard manifest does), or run wi
 		metrics:   newMetrics(opts.Registerer),
 		trigger:   make(chan struct{}, 1),
 		announced: map[announcement]bool{},
-		lastAlive: map[string]bool{},
-		grace:     map[string]time.Time{},
 	}
 	s.events = record.NewBroadcaster()
 	s.recorder = s.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "ironlb-speaker", Host: opts.NodeName})
@@ -232,6 +228,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("speaker: memberlist: %w", err)
 	}
+	s.liveness = newLiveness(s.opts.NodeName, s.opts.RestartGrace, s.hostUp, s.members.Left, s.poke, s.log)
 	s.announcer, err = layer2.NewAnnouncer(layer2.Options{
 		Interfaces:  s.opts.Interfaces,
 		Logger:      s.log.With("component", "layer2"),
@@ -364,44 +361,17 @@ func (s *Speaker) loadConfig() *config.Config {
 	return cfg
 }
 
-// alive returns the speakers to treat as alive: memberlist's view, plus crashed speakers whose
-// host still answers, for RestartGrace after they failed.
-func (s *Speaker) alive(now time.Time) map[string]bool {
-	current := map[string]bool{s.opts.NodeName: true}
-	for _, n := range s.members.Alive() {
-		current[n] = true
+// hostUp probes the memberlist port of a node whose speaker failed.
+func (s *Speaker) hostUp(node string) bool {
+	addr, ok := s.nodeAddr(node)
+	if !ok {
+		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for n := range s.lastAlive {
-		if current[n] {
-			delete(s.grace, n)
-			continue
-		}
-		if _, pending := s.grace[n]; pending {
-			continue
-		}
-		if s.members.Left(n) {
-			continue // a planned departure: move at once
-		}
-		if addr, ok := s.nodeAddr(n); ok && hostAnswers(addr) {
-			s.grace[n] = now.Add(s.opts.RestartGrace)
-			s.log.Info("speaker failed but its host answers; keeping it as a candidate during the restart grace", "member", n, "grace", s.opts.RestartGrace)
-			time.AfterFunc(s.opts.RestartGrace, s.poke)
-		}
+	port := s.opts.BindPort
+	if port <= 0 {
+		port = membership.DefaultPort
 	}
-	for n, until := range s.grace {
-		if now.Before(until) {
-			current[n] = true
-		} else {
-			delete(s.grace, n)
-		}
-	}
-	s.lastAlive = map[string]bool{}
-	for n := range current {
-		s.lastAlive[n] = true
-	}
-	return current
+	return hostAnswers(netip.AddrPortFrom(addr, uint16(port)), 250*time.Millisecond)
 }
 
 // nodeAddr returns the speaker pod address of a node (hostNetwork: the node IP).
@@ -423,22 +393,10 @@ func (s *Speaker) nodeAddr(node string) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// hostAnswers reports whether the host at addr is reachable although its speaker is not: a TCP
-// connection to the memberlist port is actively refused (RST) rather than timing out. A cut link
-// or dead host times out, and then the IPs move at once.
-func hostAnswers(addr netip.Addr) bool {
-	conn, err := net.DialTimeout("tcp", netip.AddrPortFrom(addr, membership.DefaultPort).String(), 250*time.Millisecond)
-	if err == nil {
-		conn.Close()
-		return true // a new speaker is already listening
-	}
-	return strings.Contains(err.Error(), "connection refused")
-}
-
 // reconcile computes this node's announcements and applies the difference.
 func (s *Speaker) reconcile() {
 	cfg := s.loadConfig()
-	w := world{Self: s.opts.NodeName, Config: cfg, Alive: s.alive(time.Now())}
+	w := world{Self: s.opts.NodeName, Config: cfg, Alive: s.liveness.update(time.Now(), s.members.Alive())}
 
 	nodes, _ := s.nodes.List(labels.Everything())
 	for _, n := range nodes {

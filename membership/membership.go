@@ -115,6 +115,12 @@ type Members struct {
 	self    netip.AddrPort
 	changes chan struct{}
 
+	// peers mirrors memberlist's alive (and suspect) members, kept from its
+	// callbacks: the *Node values memberlist hands out are mutated later
+	// under its own lock, so reading them afterwards would race.
+	peersMu sync.Mutex
+	peers   map[string]netip.AddrPort
+
 	running  atomic.Bool
 	left     atomic.Bool
 	leaving  atomic.Bool // advertised in the node metadata, see delegate
@@ -168,6 +174,7 @@ func New(opts Options) (*Members, error) {
 		opts:    opts,
 		log:     opts.Logger.With("component", "membership", "node", opts.NodeName),
 		changes: make(chan struct{}, 1),
+		peers:   make(map[string]netip.AddrPort),
 	}
 
 	stdLog := log.New(&logWriter{log: m.log}, "", 0)
@@ -276,11 +283,11 @@ func (m *Members) rejoin(ctx context.Context) {
 		return
 	}
 	members := make(map[netip.AddrPort]bool)
-	for _, n := range m.ml.Members() {
-		if ap, ok := nodeAddr(n); ok {
-			members[ap] = true
-		}
+	m.peersMu.Lock()
+	for _, ap := range m.peers {
+		members[ap] = true
 	}
+	m.peersMu.Unlock()
 	var missing []netip.AddrPort
 	for _, s := range m.opts.Seeds() {
 		s = netip.AddrPortFrom(s.Addr().Unmap(), s.Port())
@@ -317,20 +324,14 @@ func (m *Members) rejoin(ctx context.Context) {
 // (suspected members still count: they may refute), sorted, including this
 // one. O(n log n).
 func (m *Members) Alive() []string {
-	nodes := m.ml.Members()
-	names := make([]string, 0, len(nodes))
-	for _, n := range nodes {
-		names = append(names, n.Name)
+	m.peersMu.Lock()
+	names := make([]string, 0, len(m.peers))
+	for name := range m.peers {
+		names = append(names, name)
 	}
+	m.peersMu.Unlock()
 	slices.Sort(names)
 	return names
-}
-
-// Left reports whether the named member's last departure was a planned Leave rather than a
-// failure. It is false for members that are alive or were never seen. O(1).
-func (m *Members) Left(name string) bool {
-	kind, ok := m.departures.Load(name)
-	return ok && kind.(eventKind) == eventLeft
 }
 
 // Changes delivers one value after any membership change (join, failure,
@@ -398,6 +399,14 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 func (e *events) emit(kind eventKind, n *memberlist.Node) {
 	ev := event{kind: kind, node: n.Name, at: time.Now()}
 	ev.addr, _ = nodeAddr(n)
+	e.m.peersMu.Lock()
+	switch kind {
+	case eventJoin, eventUpdate:
+		e.m.peers[n.Name] = ev.addr
+	default:
+		delete(e.m.peers, n.Name)
+	}
+	e.m.peersMu.Unlock()
 	level := slog.LevelInfo
 	if kind == eventFailed {
 		level = slog.LevelWarn

@@ -103,7 +103,7 @@ type Speaker struct {
 	cfg       *config.Config
 	cfgRV     string
 	announced map[announcement]bool
-	liveness  *liveness
+	liveness  *membership.Liveness
 }
 
 // New validates the options and wires informers. Nothing runs until Run.
@@ -228,7 +228,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("speaker: memberlist: %w", err)
 	}
-	s.liveness = newLiveness(s.opts.NodeName, s.opts.RestartGrace, s.hostUp, s.members.Left, s.poke, s.log)
+	s.liveness = membership.NewLiveness(s.opts.NodeName, s.opts.RestartGrace, s.hostUp, s.members.Left, s.poke, s.log)
 	s.announcer, err = layer2.NewAnnouncer(layer2.Options{
 		Interfaces:  s.opts.Interfaces,
 		Logger:      s.log.With("component", "layer2"),
@@ -371,7 +371,7 @@ func (s *Speaker) hostUp(node string) bool {
 	if port <= 0 {
 		port = membership.DefaultPort
 	}
-	return hostAnswers(netip.AddrPortFrom(addr, uint16(port)), 250*time.Millisecond)
+	return membership.HostAnswers(netip.AddrPortFrom(addr, uint16(port)), 250*time.Millisecond)
 }
 
 // nodeAddr returns the speaker pod address of a node (hostNetwork: the node IP).
@@ -396,7 +396,7 @@ func (s *Speaker) nodeAddr(node string) (netip.Addr, bool) {
 // reconcile computes this node's announcements and applies the difference.
 func (s *Speaker) reconcile() {
 	cfg := s.loadConfig()
-	w := world{Self: s.opts.NodeName, Config: cfg, Alive: s.liveness.update(time.Now(), s.members.Alive())}
+	w := world{Self: s.opts.NodeName, Config: cfg, Alive: s.liveness.Update(time.Now(), s.members.Alive())}
 
 	nodes, _ := s.nodes.List(labels.Everything())
 	for _, n := range nodes {

@@ -1,4 +1,4 @@
-package speaker
+package membership
 
 import (
 	"fmt"
@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func names(set map[string]bool) []string {
+func aliveNames(set map[string]bool) []string {
 	var out []string
 	for n := range set {
 		out = append(out, n)
@@ -66,12 +66,12 @@ func TestLivenessRestartGrace(t *testing.T) {
 	offsets := []time.Duration{0, time.Second, 2 * time.Second, 4 * time.Second}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newLiveness("a", 3*time.Second,
+			l := NewLiveness("a", 3*time.Second,
 				func(string) bool { return tc.hostUp },
 				func(string) bool { return tc.left },
 				func() {}, quiet)
 			for i, alive := range tc.steps {
-				got := names(l.update(t0.Add(offsets[i]), alive))
+				got := aliveNames(l.Update(t0.Add(offsets[i]), alive))
 				if !reflect.DeepEqual(got, tc.want[i]) {
 					t.Fatalf("step %d (t+%v, memberlist says %v): alive %v, want %v", i, offsets[i], alive, got, tc.want[i])
 				}
@@ -87,18 +87,18 @@ func TestHostAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	listening := netip.MustParseAddrPort(l.Addr().String())
-	if !hostAnswers(listening, time.Second) {
+	if !HostAnswers(listening, time.Second) {
 		t.Errorf("a listening port does not count as a host that answers")
 	}
 	// A closed port on a live host: the kernel refuses, the host is up.
 	l.Close()
-	if !hostAnswers(listening, time.Second) {
+	if !HostAnswers(listening, time.Second) {
 		t.Errorf("a refused connection does not count as a host that answers")
 	}
-	// A peer behind a link that carries nothing (a veth whose other end nobody
-	// answers on: the ARP request is never answered) times out like a cut link; it must not count as answering.
+	// A peer behind a link that carries nothing (a veth whose other end nobody answers on: the
+	// ARP request is never answered) times out like a cut link and must not count as answering.
 	inNetns(t, func() {
-		if hostAnswers(netip.MustParseAddrPort("10.77.0.2:7946"), 300*time.Millisecond) {
+		if HostAnswers(netip.MustParseAddrPort("10.77.0.2:7946"), 300*time.Millisecond) {
 			t.Errorf("a peer behind a dead link counts as a host that answers")
 		}
 	})

@@ -1,4 +1,4 @@
-package speaker
+package membership
 
 import (
 	"log/slog"
@@ -8,11 +8,11 @@ import (
 	"time"
 )
 
-// liveness decides which speakers count as alive for the election: memberlist's alive members,
+// Liveness decides which speakers count as alive for the election: memberlist's alive members,
 // plus speakers that crashed (failed, not left) on a host that still answers, for a short grace.
 // A container restart then leaves the IPs where they are instead of moving them away and back,
 // while a cut link or a dead host (no answer at all) moves them at once.
-type liveness struct {
+type Liveness struct {
 	self  string
 	grace time.Duration
 	// hostUp probes a failed member's host; true when the host answers although its speaker
@@ -28,13 +28,16 @@ type liveness struct {
 	until map[string]time.Time
 }
 
-func newLiveness(self string, grace time.Duration, hostUp, left func(string) bool, expired func(), log *slog.Logger) *liveness {
-	return &liveness{self: self, grace: grace, hostUp: hostUp, left: left, expired: expired, log: log,
+// NewLiveness returns a tracker for the speaker named self. hostUp probes the host of a member
+// that failed (HostAnswers does it over TCP), left tells a planned Leave (Members.Left), and
+// expired is called when a grace ends, so the caller decides again.
+func NewLiveness(self string, grace time.Duration, hostUp, left func(string) bool, expired func(), log *slog.Logger) *Liveness {
+	return &Liveness{self: self, grace: grace, hostUp: hostUp, left: left, expired: expired, log: log,
 		last: map[string]bool{}, until: map[string]time.Time{}}
 }
 
-// update takes memberlist's current alive set and returns the set the election uses.
-func (l *liveness) update(now time.Time, alive []string) map[string]bool {
+// Update takes memberlist's current alive set and returns the set the election uses.
+func (l *Liveness) Update(now time.Time, alive []string) map[string]bool {
 	current := map[string]bool{l.self: true}
 	for _, n := range alive {
 		current[n] = true
@@ -70,10 +73,10 @@ func (l *liveness) update(now time.Time, alive []string) map[string]bool {
 	return current
 }
 
-// hostAnswers reports whether the host at addr is reachable although its speaker is not: a TCP
+// HostAnswers reports whether the host at addr is reachable although its speaker is not: a TCP
 // connection to the memberlist port is actively refused (RST) rather than timing out. A new
 // speaker already listening counts as answering too.
-func hostAnswers(addr netip.AddrPort, timeout time.Duration) bool {
+func HostAnswers(addr netip.AddrPort, timeout time.Duration) bool {
 	conn, err := net.DialTimeout("tcp", addr.String(), timeout)
 	if err == nil {
 		conn.Close()

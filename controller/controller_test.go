@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -197,9 +198,14 @@ address-pools:
 func TestInvalidConfigKeepsLastGood(t *testing.T) {
 	e := newEnv(t)
 	e.applyConfig(t, walkthroughConfig)
-	e.startController(t, nil)
+	reg := prometheus.NewRegistry()
+	e.startController(t, func(o *Options) { o.Registerer = reg })
 	e.create(t, lbService("default", "before"))
 	e.waitIPs(t, "default", "before", "172.18.255.200")
+	waitGauge(t, reg, "ironlb_config_stale", "", 0)
+	waitGauge(t, reg, "ironlb_config_loaded", "", 1)
+	waitGauge(t, reg, "ironlb_allocator_addresses_total", "default", 51)
+	waitGauge(t, reg, "ironlb_allocator_addresses_in_use_total", "default", 1)
 
 	e.applyConfig(t, `
 address-pools:
@@ -208,10 +214,41 @@ address-pools:
   addresses: [172.18.255.250-172.18.255.200]
 `)
 	e.waitEvent(t, "metallb-system", "config", ReasonConfigInvalid, "range start is after end")
+	waitGauge(t, reg, "ironlb_config_stale", "", 1)
 
 	e.create(t, lbService("default", "after"))
 	e.waitIPs(t, "default", "after", "172.18.255.201")
 	e.holdIPs(t, "default", "before", "172.18.255.200", 300*time.Millisecond)
+	waitGauge(t, reg, "ironlb_allocator_addresses_in_use_total", "default", 2)
+}
+
+// waitGauge waits until the gauge name (with label pool=pool when pool is not "") has value want.
+func waitGauge(t *testing.T, reg *prometheus.Registry, name, pool string, want float64) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%s{pool=%q} = %v", name, pool, want), func() (bool, string) {
+		families, err := reg.Gather()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, f := range families {
+			if f.GetName() != name {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				match := pool == ""
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "pool" && l.GetValue() == pool {
+						match = true
+					}
+				}
+				if match {
+					got := m.GetGauge().GetValue()
+					return got == want, fmt.Sprintf("value %v", got)
+				}
+			}
+		}
+		return false, "not exported"
+	})
 }
 
 func TestConfigChangeOrphansAreReassigned(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/client-go/kubernetes/fake"
+
 	"github.com/ironlb/ironlb/config"
 	"github.com/ironlb/ironlb/election"
 )
@@ -206,5 +208,20 @@ func TestDecideWithoutConfigAnnouncesNothing(t *testing.T) {
 		Services: []serviceView{{Key: "default/a", IPs: []netip.Addr{netip.MustParseAddr("172.18.255.200")}}}})
 	if len(d.Owned) != 0 || len(d.Ads) != 0 {
 		t.Fatalf("announces without a configuration: %+v", d)
+	}
+}
+
+func TestNewRefusesToRunWithoutSecret(t *testing.T) {
+	_, err := New(Options{Client: fake.NewClientset(), NodeName: "kind-worker", BindAddr: netip.MustParseAddr("172.18.0.4")})
+	if err == nil {
+		t.Fatal("speaker started without a memberlist secret and without --ml-insecure")
+	}
+	for _, want := range []string{`kubectl create secret generic -n metallb-system memberlist --from-literal=secretkey="$(openssl rand -base64 128)"`, "--ml-insecure"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not show %q", err, want)
+		}
+	}
+	if _, err := New(Options{Client: fake.NewClientset(), NodeName: "kind-worker", BindAddr: netip.MustParseAddr("172.18.0.4"), Insecure: true}); err != nil {
+		t.Errorf("--ml-insecure: %v", err)
 	}
 }

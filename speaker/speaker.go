@@ -358,6 +358,16 @@ func (s *Speaker) loadConfig() *config.Config {
 	s.metrics.configLoaded.Set(1)
 	s.cfg = cfg
 	s.log.Info("configuration loaded", "pools", len(cfg.Pools), "peers", len(cfg.Peers))
+	for i, p := range cfg.Peers {
+		// The embedded gobgp has no BFD and cannot negotiate a zero hold time; say so rather
+		// than pretend.
+		if p.BFDProfile != "" {
+			s.log.Warn("bfd-profile is not supported by ironlb's BGP engine and is ignored", "peer", i, "address", p.Addr, "bfd-profile", p.BFDProfile)
+		}
+		if p.HoldTime == 0 {
+			s.log.Warn("hold-time 0 is not supported by ironlb's BGP engine; using 90s", "peer", i, "address", p.Addr)
+		}
+	}
 	return cfg
 }
 

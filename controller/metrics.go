@@ -1,12 +1,15 @@
 package controller
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ironlb/ironlb/internal/configmetrics"
+)
 
 type metrics struct {
-	poolSize     *prometheus.GaugeVec
-	poolInUse    *prometheus.GaugeVec
-	configLoaded prometheus.Gauge
-	configStale  prometheus.Gauge
+	poolSize  *prometheus.GaugeVec
+	poolInUse *prometheus.GaugeVec
+	config    configmetrics.Gauges
 }
 
 // newMetrics creates the controller's collectors and registers them on reg when it is not nil.
@@ -20,17 +23,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ironlb_allocator_addresses_in_use_total",
 			Help: "Number of addresses of each pool assigned to Services.",
 		}, []string{"pool"}),
-		configLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ironlb_config_loaded",
-			Help: "1 when a valid configuration has been loaded.",
-		}),
-		configStale: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ironlb_config_stale",
-			Help: "1 when the latest ConfigMap was rejected and an older configuration is in force.",
-		}),
+		config: configmetrics.New(reg),
 	}
 	if reg != nil {
-		reg.MustRegister(m.poolSize, m.poolInUse, m.configLoaded, m.configStale)
+		reg.MustRegister(m.poolSize, m.poolInUse)
 	}
 	return m
 }

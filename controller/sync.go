@@ -30,7 +30,7 @@ func (c *Controller) syncConfig(ctx context.Context) error {
 			// Dropping every pool would strip every Service of its address; a deleted ConfigMap is
 			// far more likely a mistake than an intent to do that.
 			c.log.Warn("ConfigMap deleted; keeping the last good configuration", "configmap", c.opts.Namespace+"/"+c.opts.ConfigName)
-			c.metrics.configStale.Set(1)
+			c.metrics.config.Rejected()
 		} else {
 			c.log.Warn("ConfigMap not found; no address pools until it is created", "configmap", c.opts.Namespace+"/"+c.opts.ConfigName)
 		}
@@ -59,13 +59,12 @@ func (c *Controller) syncConfig(ctx context.Context) error {
 		c.mu.Unlock()
 	}
 	if err != nil {
-		c.metrics.configStale.Set(1)
+		c.metrics.config.Rejected()
 		c.log.Error("rejected configuration; the last good one stays in force", "configmap", c.opts.Namespace+"/"+c.opts.ConfigName, "error", err)
 		c.recorder.Eventf(cm, corev1.EventTypeWarning, ReasonConfigInvalid, "configuration rejected, the last good one stays in force: %v", err)
 		return nil
 	}
-	c.metrics.configStale.Set(0)
-	c.metrics.configLoaded.Set(1)
+	c.metrics.config.Accepted()
 	c.log.Info("configuration loaded", "pools", len(cfg.Pools), "peers", len(cfg.Peers), "released", len(released))
 	c.recorder.Eventf(cm, corev1.EventTypeNormal, ReasonConfigLoaded, "configuration loaded: %d address pools", len(cfg.Pools))
 

@@ -61,7 +61,7 @@ func deployWalkthroughApp(t *testing.T, c *Cluster, client *Client) (string, net
 	t.Helper()
 	installIronlb(t, c)
 	ensurePool(t, c)
-	ns := c.CreateNamespace(t, "e2e-l2")
+	ns := c.CreateNamespace(t, "e2e-app")
 	app, err := os.ReadFile(filepath.Join(c.RepoRoot, "e2e/kind/manifests/app.yaml"))
 	if err != nil {
 		t.Fatal(err)

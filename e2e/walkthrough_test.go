@@ -5,8 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -41,26 +39,12 @@ var nodeAnswer = regexp.MustCompile(`^NODE: (\S+), POD IP:(\S+)$`)
 // through the Service's IP from a client on the kind network, from pods on several nodes.
 func TestWalkthrough(t *testing.T) {
 	c := Setup(t)
-	installIronlb(t, c)
-	ensurePool(t, c)
-	ns := c.CreateNamespace(t, "e2e-walkthrough")
-	app, err := os.ReadFile(filepath.Join(c.RepoRoot, "e2e/kind/manifests/app.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Apply(t, strings.ReplaceAll(string(app), "namespace: default", "namespace: "+ns), false)
-	c.WaitRollout(t, ns, "deployment/app", 3*time.Minute)
-
-	ip := c.ServiceIP(t, ns, "loadbalancer-service", 90*time.Second)
+	client := c.StartClient(t)
+	_, ip := deployWalkthroughApp(t, c, client)
 	if pool := KindSubnetV4(t); !pool.Contains(ip) {
 		t.Errorf("EXTERNAL-IP %s outside the kind network %s", ip, pool)
 	}
-	client := c.StartClient(t)
 	url := "http://" + ip.String() + "/host"
-	Eventually(t, 60*time.Second, time.Second, func(ctx context.Context) error {
-		_, err := client.Get(ctx, url)
-		return err
-	})
 
 	perNode := map[string]int{}
 	for i := range 20 {

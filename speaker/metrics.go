@@ -1,11 +1,14 @@
 package speaker
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ironlb/ironlb/internal/configmetrics"
+)
 
 type metrics struct {
-	announced    *prometheus.GaugeVec
-	configLoaded prometheus.Gauge
-	configStale  prometheus.Gauge
+	announced *prometheus.GaugeVec
+	config    configmetrics.Gauges
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -14,17 +17,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ironlb_speaker_announced",
 			Help: "1 for each Service IP this node announces, by protocol.",
 		}, []string{"service", "ip", "protocol", "node"}),
-		configLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ironlb_config_loaded",
-			Help: "1 when a valid configuration has been loaded.",
-		}),
-		configStale: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ironlb_config_stale",
-			Help: "1 when the latest ConfigMap was rejected and an older configuration is in force.",
-		}),
+		config: configmetrics.New(reg),
 	}
 	if reg != nil {
-		reg.MustRegister(m.announced, m.configLoaded, m.configStale)
+		reg.MustRegister(m.announced)
 	}
 	return m
 }

@@ -350,12 +350,11 @@ func (s *Speaker) loadConfig() *config.Config {
 		cfg, err = config.Parse([]byte(data))
 	}
 	if err != nil {
-		s.metrics.configStale.Set(1)
+		s.metrics.config.Rejected()
 		s.log.Error("rejected configuration; the last good one stays in force", "error", err)
 		return s.cfg
 	}
-	s.metrics.configStale.Set(0)
-	s.metrics.configLoaded.Set(1)
+	s.metrics.config.Accepted()
 	s.cfg = cfg
 	s.log.Info("configuration loaded", "pools", len(cfg.Pools), "peers", len(cfg.Peers))
 	for i, p := range cfg.Peers {

@@ -18,10 +18,10 @@ import (
 
 var arpingReply = regexp.MustCompile(`from ([0-9a-f]{2}(?::[0-9a-f]{2}){5})`)
 
-// arpingMACs sends ARP requests for ip from the client and returns the distinct MACs that
-// answered.
-func arpingMACs(ctx context.Context, cl *Client, ip netip.Addr, count int) ([]string, string, error) {
-	out, err := cl.Exec(ctx, "arping", "-c", fmt.Sprint(count), "-i", "eth0", ip.String())
+// arpingMACs sends count ARP requests for ip from the client, waiting at most deadline
+// seconds, and returns the distinct MACs that answered.
+func arpingMACs(ctx context.Context, cl *Client, ip netip.Addr, count int, deadline string) ([]string, string, error) {
+	out, err := cl.Exec(ctx, "arping", "-c", fmt.Sprint(count), "-w", deadline, "-i", "eth0", ip.String())
 	seen := map[string]bool{}
 	for _, m := range arpingReply.FindAllStringSubmatch(out, -1) {
 		seen[m[1]] = true
@@ -87,7 +87,7 @@ func TestLayer2OneOwnerAndLinkCutFailover(t *testing.T) {
 
 	var owner string
 	Eventually(t, 30*time.Second, time.Second, func(ctx context.Context) error {
-		got, out, err := arpingMACs(ctx, client, ip, 3)
+		got, out, err := arpingMACs(ctx, client, ip, 3, "5")
 		if err != nil {
 			return err
 		}
@@ -145,7 +145,7 @@ func TestLayer2OneOwnerAndLinkCutFailover(t *testing.T) {
 	var answer string
 	for time.Since(start) < 30*time.Second {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		got, _, _ := arpingMACs(ctx, client, ip, 1)
+		got, _, _ := arpingMACs(ctx, client, ip, 1, "0.3")
 		cancel()
 		if len(got) == 1 && macs[got[0]] != owner && macs[got[0]] != "" {
 			recovered = time.Since(start)
@@ -169,7 +169,7 @@ func TestLayer2OneOwnerAndLinkCutFailover(t *testing.T) {
 	restored = true
 	// Once the node is back, still exactly one node answers (no split brain after healing).
 	Eventually(t, 60*time.Second, 2*time.Second, func(ctx context.Context) error {
-		got, out, err := arpingMACs(ctx, client, ip, 3)
+		got, out, err := arpingMACs(ctx, client, ip, 3, "5")
 		if err != nil {
 			return err
 		}
@@ -193,4 +193,59 @@ func dockerGateway(t *testing.T) string {
 	}
 	t.Fatalf("no IPv4 gateway on the kind network: %q", out)
 	return ""
+}
+
+// TestSpeakerRollingRestartLosesNothing restarts every speaker, one node at a time, while a
+// client keeps requesting the Service: a planned handover withdraws first and the old node
+// forwards until the new owner has announced, so no request may fail.
+func TestSpeakerRollingRestartLosesNothing(t *testing.T) {
+	c := Setup(t)
+	client := c.StartClient(t)
+	_, ip := deployWalkthroughApp(t, c, client)
+
+	// The client requests every 100 ms in the background and writes one line per request.
+	const log = "/tmp/requests.log"
+	loop := fmt.Sprintf(`rm -f %[1]s; while [ ! -f /tmp/stop ]; do
+  if curl -s -o /dev/null --max-time 1 http://%[2]s/healthz; then echo ok >> %[1]s; else echo FAIL $(date +%%s.%%N) >> %[1]s; fi
+  sleep 0.1
+done`, log, ip)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.Exec(ctx, "bash", "-c", loop)
+		done <- err
+	}()
+	time.Sleep(2 * time.Second)
+
+	c.Kubectl(t, "-n", Namespace, "rollout", "restart", "daemonset/speaker")
+	c.WaitRollout(t, Namespace, "daemonset/speaker", 3*time.Minute)
+	time.Sleep(5 * time.Second) // the last restarted speaker rejoins and may take its IPs back
+
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stopCancel()
+	if _, err := client.Exec(stopCtx, "touch", "/tmp/stop"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("request loop: %v", err)
+	}
+	out, err := client.Exec(stopCtx, "cat", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total, failed := 0, []string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		total++
+		if strings.HasPrefix(line, "FAIL") {
+			failed = append(failed, line)
+		}
+	}
+	t.Logf("%d requests to %s during the rolling restart, %d failed", total, ip, len(failed))
+	if total < 50 {
+		t.Fatalf("only %d requests were made; the loop did not run", total)
+	}
+	if len(failed) > 0 {
+		t.Errorf("%d requests failed during the rolling restart: %v", len(failed), failed)
+	}
 }

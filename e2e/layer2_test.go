@@ -249,3 +249,70 @@ done`, log, ip)
 		t.Errorf("%d requests failed during the rolling restart: %v", len(failed), failed)
 	}
 }
+
+// TestSpeakerCrashOnOwnerMovesNothing kills the owner's speaker container (SIGKILL: no planned
+// handover) and lets the kubelet restart it. The host keeps forwarding, so within the restart
+// grace the IP must not move: every ARP answer comes from the owner, before, during and after.
+func TestSpeakerCrashOnOwnerMovesNothing(t *testing.T) {
+	c := Setup(t)
+	client := c.StartClient(t)
+	_, ip := deployWalkthroughApp(t, c, client)
+	macs := nodeMACs(t)
+
+	var ownerMAC string
+	Eventually(t, 30*time.Second, time.Second, func(ctx context.Context) error {
+		got, out, err := arpingMACs(ctx, client, ip, 3, "5")
+		if err != nil {
+			return err
+		}
+		if len(got) != 1 {
+			return fmt.Errorf("want one MAC for %s, got %v:\n%s", ip, got, out)
+		}
+		ownerMAC = got[0]
+		return nil
+	})
+	owner := macs[ownerMAC]
+	pod := strings.TrimSpace(c.Kubectl(t, "-n", Namespace, "get", "pods", "-l", "component=speaker",
+		"--field-selector", "spec.nodeName="+owner, "-o", "jsonpath={.items[0].metadata.name}"))
+	restarts := func() string {
+		return strings.TrimSpace(c.Kubectl(t, "-n", Namespace, "get", "pod", pod, "-o", "jsonpath={.status.containerStatuses[0].restartCount}"))
+	}
+	before := restarts()
+	id := strings.TrimPrefix(strings.TrimSpace(c.Kubectl(t, "-n", Namespace, "get", "pod", pod,
+		"-o", "jsonpath={.status.containerStatuses[0].containerID}")), "containerd://")
+	if id == "" {
+		t.Fatalf("no container ID for %s", pod)
+	}
+	t.Logf("%s is announced by %s; killing its speaker container %s", ip, owner, id[:12])
+	if out, err := exec.Command("docker", "exec", owner, "ctr", "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id).CombinedOutput(); err != nil {
+		t.Fatalf("ctr tasks kill: %v: %s", err, out)
+	}
+
+	// Watch ARP answers until the kubelet has restarted the container and a little longer.
+	deadline := time.Now().Add(60 * time.Second)
+	restarted := time.Time{}
+	seen := map[string]int{}
+	for time.Now().Before(deadline) && (restarted.IsZero() || time.Since(restarted) < 5*time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		got, _, _ := arpingMACs(ctx, client, ip, 1, "0.3")
+		cancel()
+		for _, m := range got {
+			seen[macs[m]]++
+		}
+		if restarted.IsZero() && restarts() != before {
+			restarted = time.Now()
+		}
+	}
+	if restarted.IsZero() {
+		t.Fatalf("the kubelet did not restart %s within 60 s", pod)
+	}
+	t.Logf("ARP answers for %s across the crash: %v", ip, seen)
+	for node := range seen {
+		if node != owner {
+			t.Errorf("%s answered for %s during %s's speaker restart: the IP moved", node, ip, owner)
+		}
+	}
+	if seen[owner] == 0 {
+		t.Errorf("the owner %s never answered after its restart", owner)
+	}
+}

@@ -247,7 +247,6 @@ func (s *Speaker) Run(ctx context.Context) error {
 		ListenPort:      -1,
 		Logger:          s.log.With("component", "bgp"),
 		Metrics:         bgp.NewMetrics(s.opts.Registerer),
-		OnSessionChange: s.onSession,
 	})
 	if err != nil {
 		return fmt.Errorf("speaker: bgp: %w", err)
@@ -515,14 +514,6 @@ func (s *Speaker) onDuplicate(ip netip.Addr, mac net.HardwareAddr, iface string)
 					"node %q announces %s but %s also answers for it on %s", s.opts.NodeName, ip, mac, iface)
 			}
 		}
-	}
-}
-
-func (s *Speaker) onSession(peer netip.Addr, up bool, reason string) {
-	if up {
-		s.log.Info("BGP session established", "peer", peer)
-	} else {
-		s.log.Warn("BGP session down", "peer", peer, "reason", reason)
 	}
 }
 

@@ -312,7 +312,10 @@ func waitConverged(t testing.TB, timeout time.Duration, ms []*member) {
 				}
 				m.rec.mu.Unlock()
 			}
-			t.Logf("views: alive-count -> members %v; %d failure events recorded so far", sizes, failures)
+			load, _ := os.ReadFile("/proc/loadavg")
+			t.Logf("views: alive-count -> members %v; %d failure events recorded so far; load average %s"+
+				"(many members in one process starve when the machine is busy: see the package doc)",
+				sizes, failures, load)
 		}
 	}()
 	waitFor(t, timeout, what, func() bool {

@@ -243,10 +243,10 @@ func (s *Speaker) Run(ctx context.Context) error {
 		routerID = netip.Addr{}
 	}
 	s.bgp, err = bgp.New(bgp.Options{
-		RouterID:        routerID,
-		ListenPort:      -1,
-		Logger:          s.log.With("component", "bgp"),
-		Metrics:         bgp.NewMetrics(s.opts.Registerer),
+		RouterID:   routerID,
+		ListenPort: -1,
+		Logger:     s.log.With("component", "bgp"),
+		Metrics:    bgp.NewMetrics(s.opts.Registerer),
 	})
 	if err != nil {
 		return fmt.Errorf("speaker: bgp: %w", err)

@@ -1,12 +1,33 @@
-// Command ironlb-bench-l2 measures how fast a layer-2 takeover reaches a
-// client: in throw-away network namespaces (a bridge, N nodes, a client) it
-// repeatedly takes the owner of a LoadBalancer IP away — by cutting its link
-// or by killing its announcer process — lets another node take over after a
-// fixed delay (standing in for the membership decision), and measures, from a
-// client sending a UDP probe every few milliseconds, how long until answers
-// come from the new owner. It prints p50/p99/max. Needs root.
+// Command ironlb-bench-l2 measures how a layer-2 takeover reaches a client, in
+// throw-away network namespaces (a bridge, N nodes, a client sending a UDP
+// probe to a LoadBalancer IP every few milliseconds). Needs root.
 //
-//	go run ./cmd/ironlb-bench-l2 -n 20
+// By default every node runs a mini speaker (netlab.StartSpeaker: memberlist on
+// the node IP with a shared secret, the restart-grace liveness tracker, the
+// owner election and the layer2 Announcer, combined as the speaker does), and
+// three scenarios are repeated:
+//
+//   - cut: the owner's link goes down; membership detects it, another node
+//     takes over. Then the link comes back, membership heals and the old
+//     owner wins the IP back (the second move, reported separately).
+//   - kill: the owner's speaker is SIGKILLed and restarted after -restart
+//     while its node keeps serving; within the restart grace the client's
+//     answering node must not change.
+//   - term: the owner's speaker gets SIGTERM (planned handover: withdraw,
+//     leave); another node takes over; exactly one move.
+//   - killother (not in the default set): like kill, but for a speaker that
+//     does not own the IP; nothing should move either.
+//
+// It prints p50/p99/max of the time to the first answer from another node and
+// of the longest silence seen by the client, and how often the answering node
+// and the client's neighbour entry changed.
+//
+// With -sim, the membership decision is simulated instead: plain announcers,
+// and the bench itself hands the IP to the next node after -delay (modes cut
+// and kill).
+//
+//	go run ./cmd/ironlb-bench-l2 -n 20 -mode cut,kill,term
+//	go run ./cmd/ironlb-bench-l2 -sim -n 20 -mode cut,kill
 package main
 
 import (
@@ -37,6 +58,13 @@ type config struct {
 	timeout    time.Duration
 	output     string
 	verbose    bool
+	sim        bool
+	grace      time.Duration
+	restart    time.Duration
+	observe    time.Duration
+	moveBack   time.Duration
+	hold       time.Duration
+	debug      bool
 }
 
 func main() {
@@ -48,12 +76,26 @@ func main() {
 	flag.IntVar(&cfg.nodes, "nodes", 3, "node namespaces (at least 2)")
 	flag.DurationVar(&cfg.interval, "interval", 10*time.Millisecond, "interval between the client's probes")
 	flag.DurationVar(&cfg.delay, "delay", 0, "time between losing the owner and the new owner's takeover (stands in for failure detection)")
-	flag.StringVar(&modes, "mode", "cut,kill", "comma-separated: cut (owner's link set down), kill (owner's announcer SIGKILLed)")
+	flag.StringVar(&modes, "mode", "", "comma-separated: cut (owner's link set down), kill (owner's speaker SIGKILLed, restarted after -restart), term (owner's speaker SIGTERMed), killother (a non-owner's speaker SIGKILLed and restarted); term and killother not with -sim; default cut,kill,term (-sim: cut,kill)")
+	flag.BoolVar(&cfg.sim, "sim", false, "simulate the membership decision: plain announcers, the next node takes over after -delay")
+	flag.DurationVar(&cfg.grace, "grace", 0, "mini speakers' restart grace (0: the speaker default, 3s; negative: none)")
+	flag.DurationVar(&cfg.restart, "restart", time.Second, "kill: restart the killed speaker after this long")
+	flag.DurationVar(&cfg.observe, "observe", 3*time.Second, "term: keep watching this long after the takeover for moves back")
+	flag.DurationVar(&cfg.moveBack, "moveback", 3*time.Second, "cut: after membership healed, wait this long for the client to return to the old owner")
+	flag.DurationVar(&cfg.hold, "hold", time.Second, "cut: keep the link down this long after the client reached another node")
+	flag.BoolVar(&cfg.debug, "debug", false, "debug logs from the helpers")
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "give up on one takeover after this long")
 	flag.StringVar(&cfg.output, "o", "text", "output format: text or json")
 	flag.BoolVar(&cfg.verbose, "v", false, "print every takeover")
 	flag.Parse()
-	cfg.modes = strings.Split(modes, ",")
+	switch {
+	case modes != "":
+		cfg.modes = strings.Split(modes, ",")
+	case cfg.sim:
+		cfg.modes = []string{"cut", "kill"}
+	default:
+		cfg.modes = []string{"cut", "kill", "term"}
+	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -131,13 +173,11 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.nodes < 2 || cfg.iterations < 1 || cfg.interval <= 0 {
 		return fmt.Errorf("need -nodes >= 2, -n >= 1, -interval > 0 (got %d, %d, %v)", cfg.nodes, cfg.iterations, cfg.interval)
 	}
-	for _, m := range cfg.modes {
-		if m != "cut" && m != "kill" {
-			return fmt.Errorf("-mode %q: want cut or kill", m)
-		}
+	if err := cfg.validate(); err != nil {
+		return err
 	}
-	if cfg.output != "text" && cfg.output != "json" {
-		return fmt.Errorf("-o %q: want text or json", cfg.output)
+	if !cfg.sim {
+		return runReal(ctx, cfg, stdout, stderr)
 	}
 
 	b := &bench{cfg: cfg, log: stderr}
@@ -154,6 +194,32 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		sums = append(sums, s)
 	}
 	return report(stdout, cfg, sums)
+}
+
+func (cfg config) validate() error {
+	valid := []string{"cut", "kill", "term", "killother"}
+	if cfg.sim {
+		valid = valid[:2]
+	}
+	for _, m := range cfg.modes {
+		if !slices.Contains(valid, m) {
+			return fmt.Errorf("-mode %q: want one of %s (with -sim=%v)", m, strings.Join(valid, ", "), cfg.sim)
+		}
+	}
+	if cfg.output != "text" && cfg.output != "json" {
+		return fmt.Errorf("-o %q: want text or json", cfg.output)
+	}
+	if cfg.timeout <= 0 || cfg.restart < 0 || cfg.observe < 0 || cfg.moveBack < 0 || cfg.hold < 0 {
+		return fmt.Errorf("-timeout must be > 0 and -restart, -observe, -moveback, -hold >= 0 (got %v, %v, %v, %v, %v)",
+			cfg.timeout, cfg.restart, cfg.observe, cfg.moveBack, cfg.hold)
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func (b *bench) setup(ctx context.Context) error {
@@ -362,9 +428,7 @@ func percentiles(d []time.Duration) (p50, p99, mx time.Duration) {
 
 func report(w io.Writer, cfg config, sums []summary) error {
 	if cfg.output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(sums)
+		return writeJSON(w, sums)
 	}
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }
 	fmt.Fprintf(w, "layer-2 takeover, %d nodes, client probe every %v, takeover delay %v\n", cfg.nodes, cfg.interval, cfg.delay)

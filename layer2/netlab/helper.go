@@ -39,7 +39,11 @@ type helperArgs struct {
 	Debug      bool            `json:"debug,omitempty"`
 	Addr       string          `json:"addr,omitempty"`     // echo: listen; probe: target
 	Interval   time.Duration   `json:"interval,omitempty"` // probe
-	IPs        []netip.Addr    `json:"ips,omitempty"`      // leakcheck
+	IPs        []netip.Addr    `json:"ips,omitempty"`      // leakcheck, speaker
+	Nodes      []NodeAddr      `json:"nodes,omitempty"`    // speaker
+	Secret     string          `json:"secret,omitempty"`   // speaker
+	Grace      time.Duration   `json:"grace,omitempty"`    // speaker
+	Rejoin     time.Duration   `json:"rejoin,omitempty"`   // speaker
 }
 
 // MaybeRunHelper runs the helper role named in the environment and exits;
@@ -65,6 +69,8 @@ func MaybeRunHelper() {
 		err = runEcho(ctx, args)
 	case "probe":
 		err = runProbe(ctx, args, os.Stdout)
+	case "speaker":
+		err = runSpeaker(ctx, args, os.Stdin, os.Stdout)
 	case "leakcheck":
 		err = runLeakCheck(args, os.Stdout)
 	default:

@@ -77,17 +77,7 @@ func decide(w world) decision {
 
 	bgpIPs := map[*config.Pool][]netip.Addr{}
 	for _, svc := range w.Services {
-		var nodes []election.Node
-		for _, n := range w.Nodes {
-			nodes = append(nodes, election.Node{
-				Name:               n.Name,
-				Alive:              w.Alive[n.Name],
-				NetworkUnavailable: n.NetworkUnavailable,
-				ExcludedByLabel:    n.Excluded,
-				HasReadyEndpoint:   svc.ReadyNodes[n.Name],
-			})
-		}
-		candidates, excluded := election.Candidates(nodes, svc.Local)
+		candidates, excluded := w.candidates(svc)
 		for _, ip := range svc.IPs {
 			pool := w.Config.PoolFor(ip)
 			if pool == nil {
@@ -129,6 +119,21 @@ func decide(w world) decision {
 		return a.IP.Less(b.IP)
 	})
 	return d
+}
+
+// candidates returns the nodes that may announce svc, and why the others may not.
+func (w world) candidates(svc serviceView) ([]string, map[string]string) {
+	nodes := make([]election.Node, 0, len(w.Nodes))
+	for _, n := range w.Nodes {
+		nodes = append(nodes, election.Node{
+			Name:               n.Name,
+			Alive:              w.Alive[n.Name],
+			NetworkUnavailable: n.NetworkUnavailable,
+			ExcludedByLabel:    n.Excluded,
+			HasReadyEndpoint:   svc.ReadyNodes[n.Name],
+		})
+	}
+	return election.Candidates(nodes, svc.Local)
 }
 
 func advertisementSpecs(pool *config.Pool) []bgp.AdvertisementSpec {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -403,37 +402,16 @@ func (s *Speaker) nodeAddr(node string) (netip.Addr, bool) {
 
 // reconcile computes this node's announcements and applies the difference.
 func (s *Speaker) reconcile() {
-	cfg := s.loadConfig()
-	w := world{Self: s.opts.NodeName, Config: cfg, Alive: s.liveness.Update(time.Now(), s.members.Alive())}
-
 	nodes, _ := s.nodes.List(labels.Everything())
-	for _, n := range nodes {
-		_, excluded := n.Labels[excludeFromLBLabel]
-		w.Nodes = append(w.Nodes, nodeView{
-			Name:               n.Name,
-			Labels:             n.Labels,
-			NetworkUnavailable: nodeCondition(n, corev1.NodeNetworkUnavailable),
-			Excluded:           excluded,
-		})
-	}
 	svcs, _ := s.services.List(labels.Everything())
-	for _, svc := range svcs {
-		if !svcinfo.Handled(svc, s.opts.LBClass) {
-			continue
-		}
-		ips := svcinfo.StatusIPs(svc)
-		if len(ips) == 0 {
-			continue
-		}
-		view := serviceView{Key: svc.Namespace + "/" + svc.Name, IPs: ips}
-		if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
-			view.Local = true
-			view.ReadyNodes = s.readyNodes(svc)
-		}
-		w.Services = append(w.Services, view)
-	}
-	sort.Slice(w.Services, func(i, j int) bool { return w.Services[i].Key < w.Services[j].Key })
-
+	w := snapshot(s.opts.NodeName, Inputs{
+		Config:         s.loadConfig(),
+		LBClass:        s.opts.LBClass,
+		Nodes:          nodes,
+		Services:       svcs,
+		EndpointSlices: s.endpointSlices,
+		Alive:          s.liveness.Update(time.Now(), s.members.Alive()),
+	})
 	d := decide(w)
 	s.announcer.SetOwned(d.Owned)
 	if err := s.bgp.SetPeers(bgpPeers(d.Peers)); err != nil {
@@ -482,26 +460,11 @@ func (s *Speaker) recordAnnouncements(d decision, svcs []*corev1.Service) {
 	}
 }
 
-// readyNodes returns the nodes hosting a ready endpoint of svc.
-func (s *Speaker) readyNodes(svc *corev1.Service) map[string]bool {
+// endpointSlices returns the EndpointSlices of svc from the informer cache.
+func (s *Speaker) endpointSlices(svc *corev1.Service) []*discoveryv1.EndpointSlice {
 	sel := labels.SelectorFromSet(labels.Set{serviceNameLabel: svc.Name})
-	slices, err := s.slices.EndpointSlices(svc.Namespace).List(sel)
-	if err != nil {
-		return nil
-	}
-	out := map[string]bool{}
-	for _, sl := range slices {
-		for _, ep := range sl.Endpoints {
-			if ep.NodeName == nil {
-				continue
-			}
-			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
-				continue
-			}
-			out[*ep.NodeName] = true
-		}
-	}
-	return out
+	slices, _ := s.slices.EndpointSlices(svc.Namespace).List(sel)
+	return slices
 }
 
 func (s *Speaker) onDuplicate(ip netip.Addr, mac net.HardwareAddr, iface string) {

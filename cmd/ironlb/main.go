@@ -17,6 +17,7 @@ Usage:
   ironlb controller [flags]        assign LoadBalancer IPs from the configured pools
   ironlb speaker [flags]           announce assigned IPs by layer 2 (ARP/NDP) or BGP
   ironlb config validate [-f FILE] check a MetalLB-format ConfigMap (FILE "-" reads stdin)
+  ironlb status [-o json]          per Service: IP, pool, protocol, announcing node(s) and why
   ironlb version                   print the version
 
 Run "ironlb <command> -h" for the flags of a command.
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return 2
 		}
 		return runConfigValidate(args[2:], stdin, stdout, stderr)
+	case "status":
+		return runStatus(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "ironlb %s\n", version)
 		return 0

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -103,6 +104,13 @@ func TestLayer2OneOwnerAndLinkCutFailover(t *testing.T) {
 	t.Logf("%s is announced by %s", ip, owner)
 	if owner == "kind-control-plane" {
 		t.Fatalf("the control plane carries node.kubernetes.io/exclude-from-external-load-balancers and must not announce")
+	}
+	// `ironlb status` computes the same owner from the API objects.
+	status := ironlbStatus(t, c)
+	for _, row := range status {
+		if row.Service == ns+"/loadbalancer-service" && (len(row.Nodes) != 1 || row.Nodes[0] != owner) {
+			t.Errorf("ironlb status says %v announce %s, ARP says %s (%s)", row.Nodes, ip, owner, row.Why)
+		}
 	}
 	events := c.Kubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.name=loadbalancer-service,reason=nodeAssigned", "-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}")
 	if !strings.Contains(events, owner) {
@@ -315,4 +323,29 @@ func TestSpeakerCrashOnOwnerMovesNothing(t *testing.T) {
 	if seen[owner] == 0 {
 		t.Errorf("the owner %s never answered after its restart", owner)
 	}
+}
+
+// statusRow is one row of `ironlb status -o json`.
+type statusRow struct {
+	Service string   `json:"service"`
+	IP      string   `json:"ip"`
+	Nodes   []string `json:"nodes"`
+	Why     string   `json:"why"`
+	Pending bool     `json:"pending"`
+}
+
+// ironlbStatus runs `ironlb status -o json` from the tree against the cluster.
+func ironlbStatus(t *testing.T, c *Cluster) []statusRow {
+	t.Helper()
+	cmd := exec.Command("go", "run", "./cmd/ironlb", "status", "-o", "json", "--kubeconfig", c.Kubeconfig)
+	cmd.Dir = c.RepoRoot
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ironlb status: %v", err)
+	}
+	var rows []statusRow
+	if err := json.Unmarshal(out, &rows); err != nil {
+		t.Fatalf("ironlb status -o json: %v: %s", err, out)
+	}
+	return rows
 }

@@ -187,7 +187,7 @@ func newCluster(t testing.TB, secret string) *cluster {
 	if os.Getenv("MEMBERSHIP_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return &cluster{
+	c := &cluster{
 		t:      t,
 		net:    newLossyNet(),
 		secret: []byte(secret),
@@ -197,6 +197,13 @@ func newCluster(t testing.TB, secret string) *cluster {
 		// never be mistaken for members of another.
 		ipBase: os.Getpid() % 200,
 	}
+	if _, isTest := t.(*testing.T); isTest {
+		// Behaviour tests (not the benchmarks, which measure the defaults) share two cores
+		// with the rest of the suite; timings with more slack keep a starved scheduler from
+		// looking like a failure. No test asserts how fast detection is.
+		c.timings = Timings{ProbeInterval: 250 * time.Millisecond, ProbeTimeout: 150 * time.Millisecond, SuspicionMult: 4}
+	}
+	return c
 }
 
 func (c *cluster) allAddrs() []netip.AddrPort {

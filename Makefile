@@ -46,8 +46,8 @@ bench: ## allocation, election and BGP convergence benchmarks (figures, not pass
 	$(GO) test -run '^$$' -bench . -benchmem ./ipam ./election
 	$(GO) test -run '^$$' -bench FRRConvergence -benchtime 10x ./bgp
 
-bench-l2: ## layer-2 takeover in network namespaces: p50/p99 of the client-observed gap (root)
-	$(GO) run ./cmd/ironlb-bench-l2 -n 20
+bench-l2: ## layer-2 failover with real memberlist in network namespaces: cut link, killed and terminated owner (root)
+	$(GO) run ./cmd/ironlb-bench-l2 -n 20 -mode cut,kill,term
 
 kind-image: ## the offline kind node image (cached by Kubernetes version)
 	e2e/kind/node-image.sh

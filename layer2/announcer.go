@@ -254,6 +254,33 @@ func (a *Announcer) SetOwned(ips []netip.Addr) {
 	}
 }
 
+// Reannounce starts the gratuitous schedule again for every owned IP, superseding bursts in
+// progress. The speaker calls it when a member rejoins after a partition: clients that followed
+// another node during the split come back at once instead of when their neighbour entry expires.
+func (a *Announcer) Reannounce() {
+	a.mu.Lock()
+	if a.stopped || len(a.owned) == 0 || len(a.schedule) == 0 {
+		a.mu.Unlock()
+		return
+	}
+	a.epoch++
+	b := &burst{epoch: a.epoch}
+	if a.running {
+		b.start = time.Now()
+	}
+	for ip := range a.owned {
+		a.owned[ip] = a.epoch
+		b.ips = append(b.ips, ip)
+	}
+	a.pruneBursts()
+	a.bursts = append(a.bursts, b)
+	a.mu.Unlock()
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
 // Owned returns the owned IPs, sorted.
 func (a *Announcer) Owned() []netip.Addr {
 	a.mu.RLock()

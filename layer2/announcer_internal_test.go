@@ -243,3 +243,32 @@ func counterValue(t *testing.T, v *prometheus.CounterVec, ip netip.Addr) float64
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestReannounceSupersedesBursts(t *testing.T) {
+	ip1, ip2 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	a := newTestAnnouncer(t, Options{})
+	a.Reannounce()
+	if len(a.bursts) != 0 {
+		t.Fatalf("Reannounce with nothing owned queued %+v", a.bursts)
+	}
+	a.SetOwned([]netip.Addr{ip1})
+	a.SetOwned([]netip.Addr{ip1, ip2})
+	if len(a.bursts) != 2 {
+		t.Fatalf("two takeovers: bursts = %+v, want two", a.bursts)
+	}
+	a.Reannounce()
+	if len(a.bursts) != 1 {
+		t.Fatalf("after Reannounce: %d bursts, want the older ones superseded by one", len(a.bursts))
+	}
+	b := a.bursts[0]
+	got := slices.Clone(b.ips)
+	slices.SortFunc(got, func(x, y netip.Addr) int { return x.Compare(y) })
+	if !slices.Equal(got, []netip.Addr{ip1, ip2}) || b.epoch != a.owned[ip1] || b.epoch != a.owned[ip2] || b.step != 0 {
+		t.Fatalf("after Reannounce: burst %+v (owned %v), want every owned IP from the start of the schedule", b, a.owned)
+	}
+	a.Stop()
+	a.Reannounce()
+	if len(a.bursts) != 0 {
+		t.Fatalf("Reannounce after Stop queued %+v", a.bursts)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -42,6 +43,9 @@ func (l *Liveness) Update(now time.Time, alive []string) map[string]bool {
 	for _, n := range alive {
 		current[n] = true
 	}
+	// Members that just failed: probe their hosts all at once, so k simultaneous failures cost
+	// one probe timeout, not k.
+	var failed []string
 	for n := range l.last {
 		if current[n] {
 			delete(l.until, n)
@@ -50,7 +54,18 @@ func (l *Liveness) Update(now time.Time, alive []string) map[string]bool {
 		if _, pending := l.until[n]; pending || l.left(n) {
 			continue
 		}
-		if l.grace > 0 && l.hostUp(n) {
+		failed = append(failed, n)
+	}
+	up := make([]bool, len(failed))
+	if l.grace > 0 {
+		var wg sync.WaitGroup
+		for i, n := range failed {
+			wg.Go(func() { up[i] = l.hostUp(n) })
+		}
+		wg.Wait()
+	}
+	for i, n := range failed {
+		if up[i] {
 			l.until[n] = now.Add(l.grace)
 			l.log.Info("speaker failed but its host answers; it keeps its IPs during the restart grace", "member", n, "grace", l.grace)
 			time.AfterFunc(l.grace, l.expired)

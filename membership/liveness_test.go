@@ -142,3 +142,33 @@ func inNetns(t *testing.T, fn func()) {
 	}()
 	<-done
 }
+
+func TestLivenessProbesFailedHostsConcurrently(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Each probe waits until all three have started: probed one after another, the first
+	// would wait forever (here: until the 5 s safety timeout, and the test fails).
+	started := make(chan string, 3)
+	all := make(chan struct{})
+	go func() {
+		for range 3 {
+			<-started
+		}
+		close(all)
+	}()
+	hostUp := func(node string) bool {
+		started <- node
+		select {
+		case <-all:
+			return true
+		case <-time.After(5 * time.Second):
+			return false
+		}
+	}
+	l := NewLiveness("a", 3*time.Second, hostUp, func(string) bool { return false }, func() {}, quiet)
+	t0 := time.Unix(1000, 0)
+	l.Update(t0, []string{"a", "b", "c", "d"})
+	got := aliveNames(l.Update(t0.Add(time.Second), []string{"a"}))
+	if want := []string{"a", "b", "c", "d"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("alive %v, want %v: the probes did not run concurrently", got, want)
+	}
+}

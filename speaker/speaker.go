@@ -43,6 +43,14 @@ const (
 	serviceNameLabel       = discoveryv1.LabelServiceName
 	defaultRestartGrace    = 3 * time.Second
 	periodicReconcileEvery = 30 * time.Second
+	// initialJoinTimeout bounds the wait for the other speakers before the first decision.
+	initialJoinTimeout = 3 * time.Second
+	// hostProbeTimeout: a live host refuses a connection in well under a millisecond on a LAN;
+	// a cut link never answers. Every real failure waits this long before its IPs move.
+	hostProbeTimeout = 100 * time.Millisecond
+	// defaultRejoinInterval: how often missing speakers known from the API are joined again,
+	// which bounds how long two nodes may answer for an IP after a partition heals.
+	defaultRejoinInterval = time.Second
 )
 
 // Options configure a Speaker.
@@ -103,6 +111,7 @@ type Speaker struct {
 	cfgRV     string
 	announced map[announcement]bool
 	liveness  *membership.Liveness
+	prevAlive map[string]bool // alive set of the previous decision (reconcile goroutine only)
 }
 
 // New validates the options and wires informers. Nothing runs until Run.
@@ -132,6 +141,9 @@ and pass it as env METALLB_ML_SECRET_KEY (the standard manifest does), or run wi
 	}
 	if opts.SpeakerLabels == "" {
 		opts.SpeakerLabels = "app=metallb,component=speaker"
+	}
+	if opts.RejoinInterval == 0 {
+		opts.RejoinInterval = defaultRejoinInterval
 	}
 	if opts.RestartGrace == 0 {
 		opts.RestartGrace = defaultRestartGrace
@@ -267,6 +279,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	run("layer2", s.announcer.Run)
 	run("bgp", s.bgp.Run)
 
+	s.waitForPeers(ctx, initialJoinTimeout)
 	s.reconcile()
 	s.ready.Store(true)
 	s.log.Info("speaker started", "bind", netip.AddrPortFrom(s.opts.BindAddr, uint16(s.opts.BindPort)).String())
@@ -285,6 +298,26 @@ func (s *Speaker) Run(ctx context.Context) error {
 		case <-ticker.C:
 		}
 		s.reconcile()
+	}
+}
+
+// waitForPeers gives memberlist a moment to join the other speakers before the first decision.
+// Deciding alone would make a restarted speaker claim (and gratuitously announce) every IP until
+// it has learnt who else is alive.
+func (s *Speaker) waitForPeers(ctx context.Context, timeout time.Duration) {
+	want := len(s.seeds()) + 1
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for len(s.members.Alive()) < want {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			s.log.Warn("not every speaker joined in time; deciding with those that did", "alive", s.members.Alive(), "expected", want)
+			return
+		case <-s.members.Changes():
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
@@ -378,7 +411,7 @@ func (s *Speaker) hostUp(node string) bool {
 	if port <= 0 {
 		port = membership.DefaultPort
 	}
-	return membership.HostAnswers(netip.AddrPortFrom(addr, uint16(port)), 250*time.Millisecond)
+	return membership.HostAnswers(netip.AddrPortFrom(addr, uint16(port)), hostProbeTimeout)
 }
 
 // nodeAddr returns the speaker pod address of a node (hostNetwork: the node IP).
@@ -414,6 +447,11 @@ func (s *Speaker) reconcile() {
 	})
 	d := decide(w)
 	s.announcer.SetOwned(d.Owned)
+	if s.rejoined(w.Alive) {
+		// A member is back (a partition healed): clients may have followed another node while
+		// it was gone; announce what this node owns again so they return at once.
+		s.announcer.Reannounce()
+	}
 	if err := s.bgp.SetPeers(bgpPeers(d.Peers)); err != nil {
 		s.log.Error("applying BGP peers", "error", err)
 	}
@@ -421,6 +459,18 @@ func (s *Speaker) reconcile() {
 		s.log.Error("applying BGP advertisements", "error", err)
 	}
 	s.recordAnnouncements(d, svcs)
+}
+
+// rejoined reports whether alive holds a member that was missing at the previous decision.
+func (s *Speaker) rejoined(alive map[string]bool) bool {
+	back := false
+	for n := range alive {
+		if s.prevAlive != nil && !s.prevAlive[n] {
+			back = true
+		}
+	}
+	s.prevAlive = alive
+	return back
 }
 
 // recordAnnouncements updates metrics and emits nodeAssigned for announcements that are new.

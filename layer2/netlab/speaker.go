@@ -25,7 +25,7 @@ const (
 	DefaultRestartGrace = 3 * time.Second
 	// hostProbeTimeout is how long the speaker waits for a failed member's
 	// host to refuse a TCP connection.
-	hostProbeTimeout = 250 * time.Millisecond
+	hostProbeTimeout = 100 * time.Millisecond
 	// speakerLeaveTimeout is the speaker's Leave budget on SIGTERM.
 	speakerLeaveTimeout = 2 * time.Second
 )
@@ -262,9 +262,17 @@ func runSpeaker(ctx context.Context, args helperArgs, in io.Reader, out io.Write
 		time.Sleep(10 * time.Millisecond)
 	}
 
+	var prevAlive map[string]bool
 	decide := func() {
 		now := time.Now()
 		alive := live.Update(now, members.Alive())
+		// As the speaker does: a member that is back (a healed partition) makes every owner
+		// announce again, so clients return to it at once.
+		rejoined := false
+		for n := range alive {
+			rejoined = rejoined || (prevAlive != nil && !prevAlive[n])
+		}
+		prevAlive = alive
 		names := make([]string, 0, len(alive))
 		for n := range alive {
 			names = append(names, n)
@@ -277,6 +285,9 @@ func runSpeaker(ctx context.Context, args helperArgs, in io.Reader, out io.Write
 			}
 		}
 		ann.SetOwned(owned)
+		if rejoined {
+			ann.Reannounce()
+		}
 		printf("%s", formatSpeakerState(SpeakerState{At: now, Alive: names, Owned: owned}))
 	}
 	decide()

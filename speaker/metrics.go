@@ -7,8 +7,9 @@ import (
 )
 
 type metrics struct {
-	announced *prometheus.GaugeVec
-	config    configmetrics.Gauges
+	announced   *prometheus.GaugeVec
+	unannounced prometheus.Gauge
+	config      configmetrics.Gauges
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -17,10 +18,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ironlb_speaker_announced",
 			Help: "1 for each Service IP this node announces, by protocol.",
 		}, []string{"service", "ip", "protocol", "node"}),
+		unannounced: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ironlb_speaker_services_unannounced",
+			Help: "Service IPs in a pool that no node announces (no eligible node); the speaker log says why.",
+		}),
 		config: configmetrics.New(reg),
 	}
 	if reg != nil {
-		reg.MustRegister(m.announced)
+		reg.MustRegister(m.announced, m.unannounced)
 	}
 	return m
 }

@@ -112,6 +112,8 @@ type Speaker struct {
 	announced map[announcement]bool
 	liveness  *membership.Liveness
 	prevAlive map[string]bool // alive set of the previous decision (reconcile goroutine only)
+	// unannounced: Services no node announces, with the reason (reconcile goroutine only).
+	unannounced map[string]string
 }
 
 // New validates the options and wires informers. Nothing runs until Run.
@@ -505,9 +507,19 @@ func (s *Speaker) recordAnnouncements(d decision, svcs []*corev1.Service) {
 			s.recorder.Eventf(svc, corev1.EventTypeNormal, ReasonNodeAssigned, "announcing from node %q with protocol %q", s.opts.NodeName, a.Protocol)
 		}
 	}
+	// Say once, not at every decision, when a Service has no announcer at all and why.
 	for key, why := range d.NotAnnounced {
-		s.log.Debug("service not announced by any node", "service", key, "reason", why)
+		if s.unannounced[key] != why {
+			s.log.Warn("no node announces this service", "service", key, "reason", why)
+		}
 	}
+	for key := range s.unannounced {
+		if _, still := d.NotAnnounced[key]; !still {
+			s.log.Info("service has an announcer again", "service", key)
+		}
+	}
+	s.unannounced = d.NotAnnounced
+	s.metrics.unannounced.Set(float64(len(d.NotAnnounced)))
 }
 
 // endpointSlices returns the EndpointSlices of svc from the informer cache.

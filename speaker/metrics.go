@@ -20,7 +20,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"service", "ip", "protocol", "node"}),
 		unannounced: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ironlb_speaker_services_unannounced",
-			Help: "Service IPs in a pool that no node announces (no eligible node); the speaker log says why.",
+			Help: "Services with an assigned address that no node announces (no eligible node, or the address is in no pool); the log says why.",
 		}),
 		config: configmetrics.New(reg),
 	}

@@ -225,3 +225,27 @@ func TestNewRefusesToRunWithoutSecret(t *testing.T) {
 		t.Errorf("--ml-insecure: %v", err)
 	}
 }
+
+func TestRejoinedTriggersOnlyOnReturn(t *testing.T) {
+	s := &Speaker{}
+	steps := []struct {
+		alive []string
+		want  bool
+	}{
+		{[]string{"a", "b", "c"}, false}, // first decision: nothing to compare with
+		{[]string{"a", "b", "c"}, false},
+		{[]string{"a", "c"}, false}, // b failed
+		{[]string{"a", "b", "c"}, true},
+		{[]string{"a", "b", "c", "d"}, true}, // a new speaker
+		{[]string{"a", "b", "c", "d"}, false},
+	}
+	for i, st := range steps {
+		alive := map[string]bool{}
+		for _, n := range st.alive {
+			alive[n] = true
+		}
+		if got := s.rejoined(alive); got != st.want {
+			t.Errorf("step %d %v: rejoined = %v, want %v", i, st.alive, got, st.want)
+		}
+	}
+}

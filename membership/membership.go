@@ -386,7 +386,15 @@ func nodeAddr(n *memberlist.Node) (netip.AddrPort, bool) {
 type events struct{ m *Members }
 
 func (e *events) NotifyJoin(n *memberlist.Node)   { e.emit(eventJoin, n) }
-func (e *events) NotifyUpdate(n *memberlist.Node) { e.emit(eventUpdate, n) }
+func (e *events) NotifyUpdate(n *memberlist.Node) {
+	// A member announcing that it is leaving is gone for the election from now on: the next
+	// owner takes over while the leaver, which has already withdrawn, still forwards traffic.
+	if bytes.Equal(n.Meta, metaLeaving) {
+		e.emit(eventLeft, n)
+		return
+	}
+	e.emit(eventUpdate, n)
+}
 func (e *events) NotifyLeave(n *memberlist.Node) {
 	// memberlist never fills n.State for callbacks; the metadata says it.
 	if bytes.Equal(n.Meta, metaLeaving) {

@@ -385,7 +385,7 @@ func nodeAddr(n *memberlist.Node) (netip.AddrPort, bool) {
 // lock held: they must not block or call back into memberlist.
 type events struct{ m *Members }
 
-func (e *events) NotifyJoin(n *memberlist.Node)   { e.emit(eventJoin, n) }
+func (e *events) NotifyJoin(n *memberlist.Node) { e.emit(eventJoin, n) }
 func (e *events) NotifyUpdate(n *memberlist.Node) {
 	// A member announcing that it is leaving is gone for the election from now on: the next
 	// owner takes over while the leaver, which has already withdrawn, still forwards traffic.

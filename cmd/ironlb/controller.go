@@ -39,6 +39,23 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
+// parse parses args and builds the logger. When ok is false the command ends with code (0 for
+// -h, 2 for a usage error, which has been printed).
+func (c *commonFlags) parse(fs *flag.FlagSet, args []string, stderr io.Writer) (logger *slog.Logger, code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, 0, false
+		}
+		return nil, 2, false
+	}
+	logger, err := logging.New(stderr, c.logFormat, c.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		return nil, 2, false
+	}
+	return logger, 0, true
+}
+
 func (c *commonFlags) listenAddr() string {
 	if c.metricsAddr != "" {
 		return c.metricsAddr
@@ -69,16 +86,9 @@ func runController(ctx context.Context, args []string, stderr io.Writer) int {
 	lbClass := fs.String("lb-class", "", "handle Services with this spec.loadBalancerClass; empty handles Services without a class")
 	leaderElect := fs.Bool("leader-elect", true, "run only while holding the Lease, so several replicas can run")
 	leaseName := fs.String("lease-name", "ironlb-controller", "name of the coordination.k8s.io Lease used for leader election")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	logger, err := logging.New(stderr, common.logFormat, common.logLevel)
-	if err != nil {
-		fmt.Fprintln(stderr, "ironlb controller:", err)
-		return 2
+	logger, code, ok := common.parse(fs, args, stderr)
+	if !ok {
+		return code
 	}
 	if err := controllerMain(ctx, logger, common, *lbClass, *leaderElect, *leaseName); err != nil {
 		logger.Error("controller failed", "error", err)

@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/ironlb/ironlb/internal/logging"
 	"github.com/ironlb/ironlb/internal/serve"
 	"github.com/ironlb/ironlb/speaker"
 )
@@ -30,16 +27,9 @@ func runSpeaker(ctx context.Context, args []string, stderr io.Writer) int {
 	interfaces := fs.String("interfaces", "", "comma-separated interfaces for layer-2 announcements; empty = every up, non-loopback interface with an address")
 	lbClass := fs.String("lb-class", "", "announce Services of this spec.loadBalancerClass; empty announces Services without a class")
 	restartGrace := fs.Duration("restart-grace", 3*time.Second, "keep a crashed speaker whose host still answers as owner for this long, so a container restart does not move its IPs twice")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	logger, err := logging.New(stderr, common.logFormat, common.logLevel)
-	if err != nil {
-		fmt.Fprintln(stderr, "ironlb speaker:", err)
-		return 2
+	logger, code, ok := common.parse(fs, args, stderr)
+	if !ok {
+		return code
 	}
 	addr, err := netip.ParseAddr(*bindAddr)
 	if err != nil {

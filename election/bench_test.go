@@ -11,21 +11,7 @@ import (
 // Service IPs over 1,000 nodes after one node left, as the speaker does on
 // every membership change. One op = the full recomputation.
 func BenchmarkRecomputeAfterMembershipChange(b *testing.B) {
-	const services, nodeCount = 10_000, 1_000
-	ips := make([]netip.Addr, services)
-	ip := netip.MustParseAddr("10.96.0.0")
-	for i := range ips {
-		ips[i] = ip
-		ip = ip.Next()
-	}
-	nodes := make([]string, nodeCount)
-	for i := range nodes {
-		nodes[i] = fmt.Sprintf("worker-%04d.rack-%02d.example.internal", i, i%40)
-	}
-	owners := make([]string, services)
-	for i, ip := range ips {
-		owners[i] = Owner(ip, nodes)
-	}
+	ips, nodes, owners := largeCluster()
 	after := nodes[1:] // node 0 left the cluster
 
 	b.ReportAllocs()
@@ -39,28 +25,14 @@ func BenchmarkRecomputeAfterMembershipChange(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(moved), "moved")
-	b.ReportMetric(float64(services*(nodeCount-1)), "hashes/op")
+	b.ReportMetric(float64(len(ips)*(len(nodes)-1)), "hashes/op")
 }
 
 // BenchmarkReelectAfterMembershipChange is the same workload through
 // Reelect: one node leaves (only its IPs are re-picked) or joins (only the
 // newcomer is hashed per IP).
 func BenchmarkReelectAfterMembershipChange(b *testing.B) {
-	const services, nodeCount = 10_000, 1_000
-	ips := make([]netip.Addr, services)
-	ip := netip.MustParseAddr("10.96.0.0")
-	for i := range ips {
-		ips[i] = ip
-		ip = ip.Next()
-	}
-	nodes := make([]string, nodeCount)
-	for i := range nodes {
-		nodes[i] = fmt.Sprintf("worker-%04d.rack-%02d.example.internal", i, i%40)
-	}
-	owners := make([]string, services)
-	for i, ip := range ips {
-		owners[i] = Owner(ip, nodes)
-	}
+	ips, nodes, owners := largeCluster()
 	cases := []struct {
 		name       string
 		candidates []string
@@ -97,4 +69,24 @@ func BenchmarkOwner(b *testing.B) {
 			}
 		})
 	}
+}
+
+// largeCluster returns 10,000 Service IPs, 1,000 node names and the owner of every IP.
+func largeCluster() (ips []netip.Addr, nodes, owners []string) {
+	const services, nodeCount = 10_000, 1_000
+	ips = make([]netip.Addr, services)
+	ip := netip.MustParseAddr("10.96.0.0")
+	for i := range ips {
+		ips[i] = ip
+		ip = ip.Next()
+	}
+	nodes = make([]string, nodeCount)
+	for i := range nodes {
+		nodes[i] = fmt.Sprintf("worker-%04d.rack-%02d.example.internal", i, i%40)
+	}
+	owners = make([]string, services)
+	for i, ip := range ips {
+		owners[i] = Owner(ip, nodes)
+	}
+	return ips, nodes, owners
 }

@@ -191,6 +191,14 @@ func (b *realBench) close() {
 
 // collect gathers the client's answers until done returns true (checked after
 // every answer and every 10 ms) or d has passed; timedOut reports the latter.
+// answeredByOtherThan is a collect condition: the latest answer came, after since, from a node
+// other than old.
+func answeredByOtherThan(old string, since time.Time) func(rs []netlab.Reply) bool {
+	return func(rs []netlab.Reply) bool {
+		return len(rs) > 0 && rs[len(rs)-1].From != old && rs[len(rs)-1].At.After(since)
+	}
+}
+
 func (b *realBench) collect(ctx context.Context, d time.Duration, done func(rs []netlab.Reply) bool) (rs []netlab.Reply, timedOut bool, err error) {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
@@ -460,9 +468,7 @@ func (b *realBench) cut(ctx context.Context, from int) (realSample, error) {
 	if _, err := netlab.IP(ctx, src.NS, "link", "set", src.If, "down"); err != nil {
 		return smp, err
 	}
-	rs, timedOut, err := b.collect(ctx, b.cfg.timeout, func(rs []netlab.Reply) bool {
-		return len(rs) > 0 && rs[len(rs)-1].From != src.Name && rs[len(rs)-1].At.After(w.start)
-	})
+	rs, timedOut, err := b.collect(ctx, b.cfg.timeout, answeredByOtherThan(src.Name, w.start))
 	if err != nil {
 		return smp, err
 	}
@@ -595,9 +601,7 @@ func (b *realBench) term(ctx context.Context, from int) (realSample, error) {
 	w.start = time.Now()
 	termErr := make(chan error, 1)
 	go func() { termErr <- b.speakers[from].Terminate(5 * time.Second) }()
-	rs, timedOut, err := b.collect(ctx, b.cfg.timeout, func(rs []netlab.Reply) bool {
-		return len(rs) > 0 && rs[len(rs)-1].From != src.Name && rs[len(rs)-1].At.After(w.start)
-	})
+	rs, timedOut, err := b.collect(ctx, b.cfg.timeout, answeredByOtherThan(src.Name, w.start))
 	if err != nil {
 		return smp, err
 	}

@@ -15,7 +15,7 @@ import (
 
 // addrState is an address held by at least one Service.
 type addrState struct {
-	pool  *pool
+	pool  *pool       // nil for an address Reserve kept outside every pool
 	key   shareKey    // every user has this sharing and backend key
 	users []*svcState // sorted by Service key
 }
@@ -23,7 +23,7 @@ type addrState struct {
 // svcState is a Service's assignment.
 type svcState struct {
 	svc  Service
-	pool *pool
+	pool *pool        // nil when Reserve kept addresses that are not all in one pool
 	ips  []netip.Addr // at most one per family
 }
 
@@ -37,7 +37,11 @@ func (s *svcState) addrOf(f Family) (netip.Addr, bool) {
 }
 
 func (s *svcState) assignment() Assignment {
-	return Assignment{Pool: s.pool.cfg.Name, IPs: slices.Clone(s.ips)}
+	a := Assignment{IPs: slices.Clone(s.ips)}
+	if s.pool != nil {
+		a.Pool = s.pool.cfg.Name
+	}
+	return a
 }
 
 // Allocator assigns addresses from pools to Services. It is safe for
@@ -66,43 +70,66 @@ func New() *Allocator {
 	return a
 }
 
-// SetPools replaces the pool set (a configuration reload). Assignments whose
-// addresses all still lie in one pool are kept and re-homed to that pool,
-// even if it is auto-assign false; Services whose addresses left every pool
-// (or now fall in different pools) are released, and their keys returned
-// sorted. If pools overlap, have duplicate or empty names or malformed
-// ranges, the error wraps ErrInvalid and the state is unchanged.
+// SetPools replaces the pool set (a configuration reload). Every assignment
+// is kept and re-homed to the one pool that now holds all its addresses,
+// even if that pool is auto-assign false. A pool set under which some
+// assignment would lose an address (it leaves every pool, becomes a .0/.255
+// address of an avoid-buggy-ips pool, or the Service's addresses end up in
+// different pools) is refused: the error is a *ReleaseError naming those
+// Services, it wraps ErrWouldRelease, and the state is unchanged. If pools
+// overlap, have duplicate or empty names or malformed ranges, the error
+// wraps ErrInvalid and the state is unchanged.
 // Cost: O(s log n) for s assigned Services.
-func (a *Allocator) SetPools(pools []Pool) (released []string, err error) {
+func (a *Allocator) SetPools(pools []Pool) error {
 	ps, err := buildPools(pools, a.blockFL)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	homes := make(map[*svcState]*pool, len(a.svcs))
+	var lost []ReleasedService
+	for key, s := range a.svcs {
+		p, why := ps.homeOf(s.ips)
+		if why != "" {
+			lost = append(lost, ReleasedService{Key: key, IPs: slices.Clone(s.ips), Reason: why})
+			continue
+		}
+		homes[s] = p
+	}
+	if len(lost) > 0 {
+		slices.SortFunc(lost, func(x, y ReleasedService) int { return cmp.Compare(x.Key, y.Key) })
+		return &ReleaseError{Services: lost}
+	}
 	old := a.svcs
 	a.pools = ps
 	a.addrs = make(map[netip.Addr]*addrState, len(a.addrs))
 	a.svcs = make(map[string]*svcState, len(old))
-	for key, s := range old {
-		var p *pool
-		for i, ip := range s.ips {
-			q := ps.poolFor(ip)
-			if q == nil || (i > 0 && q != p) {
-				p = nil
-				break
-			}
-			p = q
-		}
-		if p == nil {
-			released = append(released, key)
-			continue
-		}
-		s.pool = p
+	for _, s := range old {
+		s.pool = homes[s]
 		a.hold(s)
 	}
-	slices.Sort(released)
-	return released, nil
+	return nil
+}
+
+// homeOf returns the one pool of ps holding every address of ips, or why
+// there is none.
+func (ps *poolSet) homeOf(ips []netip.Addr) (*pool, string) {
+	var home *pool
+	for i, ip := range ips {
+		q := ps.poolFor(ip)
+		if q == nil {
+			if e, ok := ps.rangeOf(ip); ok {
+				return nil, fmt.Sprintf("%s would become unusable: pool %q avoids addresses ending in .0 and .255", ip, e.p.cfg.Name)
+			}
+			return nil, fmt.Sprintf("%s would be in no pool", ip)
+		}
+		if i > 0 && q != home {
+			return nil, fmt.Sprintf("%s (pool %q) and %s (pool %q) would be in different pools", ips[0], home.cfg.Name, ip, q.cfg.Name)
+		}
+		home = q
+	}
+	return home, ""
 }
 
 // Allocate gives svc addresses satisfying req, and is idempotent: if svc
@@ -163,7 +190,7 @@ func (a *Allocator) Allocate(svc Service, req Request) (Assignment, error) {
 	default:
 		// The current pool goes first so that a changed request (say,
 		// single- to dual-stack) does not move the Service needlessly.
-		if cur != nil && cur.pool.cfg.AutoAssign {
+		if cur != nil && cur.pool != nil && cur.pool.cfg.AutoAssign {
 			candidates = append(candidates, cur.pool)
 		}
 		for _, p := range a.pools.list {
@@ -235,6 +262,45 @@ func (a *Allocator) Assign(svc Service, ips []netip.Addr) (Assignment, error) {
 		}
 		out = append(out, ip)
 	}
+	return a.commit(a.svcs[svc.Key], svc, p, out), nil
+}
+
+// Reserve gives svc exactly ips (at most one per family) whether or not
+// they lie in a pool, as when restoring the addresses found in Service
+// status before any valid configuration is known: an address a Service
+// holds stays its own whatever else is wrong. Addresses inside a pool are
+// taken from it; the others are only marked in use, and a later SetPools
+// must home them (or it is refused). A conflict with a Service that may not
+// share an address is an ErrInUse error, and the previous assignment is
+// kept then. Cost: O(log n) per address.
+func (a *Allocator) Reserve(svc Service, ips []netip.Addr) (Assignment, error) {
+	if err := checkService(&svc); err != nil {
+		return Assignment{}, err
+	}
+	if len(ips) == 0 {
+		return Assignment{}, errorf(ErrInvalid, "service %s: no address to reserve", svc.Key)
+	}
+	var want wanted
+	out := make([]netip.Addr, 0, len(ips))
+	for _, ip := range ips {
+		ip, err := normAddr(ip)
+		if err != nil {
+			return Assignment{}, fmt.Errorf("service %s: %w", svc.Key, err)
+		}
+		if prev, dup := want.get(familyOf(ip)); dup {
+			return Assignment{}, errorf(ErrInvalid, "service %s: two %s addresses %s and %s", svc.Key, familyOf(ip), prev, ip)
+		}
+		want.set(ip)
+		out = append(out, ip)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ip := range out {
+		if err := a.conflict(ip, &svc); err != nil {
+			return Assignment{}, err
+		}
+	}
+	p, _ := a.pools.homeOf(out)
 	return a.commit(a.svcs[svc.Key], svc, p, out), nil
 }
 
@@ -311,8 +377,10 @@ func (a *Allocator) plan(p *pool, svc *Service, fams []Family, want wanted, cur 
 			out = append(out, ip)
 			continue
 		}
-		if cur != nil && cur.pool == p {
-			if ip, ok := cur.addrOf(f); ok && a.conflict(ip, svc) == nil {
+		if cur != nil {
+			// An address svc holds in p stays its own (its pool may be nil
+			// when Reserve kept addresses not all in one pool).
+			if ip, ok := cur.addrOf(f); ok && a.addrs[ip].pool == p && a.conflict(ip, svc) == nil {
 				out = append(out, ip)
 				continue
 			}
@@ -428,13 +496,15 @@ func (a *Allocator) hold(s *svcState) {
 	for _, ip := range s.ips {
 		st := a.addrs[ip]
 		if st == nil {
-			fs := s.pool.fam(familyOf(ip))
-			if !fs.free.take(ip) {
-				panic(fmt.Sprintf("ipam: %s is neither free nor in use in pool %q", ip, s.pool.cfg.Name))
-			}
-			st = &addrState{pool: s.pool, key: shareKey{s.svc.SharingKey, s.svc.BackendKey}}
+			st = &addrState{pool: a.pools.poolFor(ip), key: shareKey{s.svc.SharingKey, s.svc.BackendKey}}
 			a.addrs[ip] = st
-			s.pool.inUse++
+		}
+		if st.pool != nil && len(st.users) == 0 {
+			fs := st.pool.fam(familyOf(ip))
+			if !fs.free.take(ip) {
+				panic(fmt.Sprintf("ipam: %s is neither free nor in use in pool %q", ip, st.pool.cfg.Name))
+			}
+			st.pool.inUse++
 			if st.key.sharing != "" {
 				t := fs.shared[st.key]
 				if t == nil {
@@ -462,6 +532,9 @@ func (a *Allocator) unhold(s *svcState) {
 			continue
 		}
 		delete(a.addrs, ip)
+		if st.pool == nil {
+			continue
+		}
 		st.pool.inUse--
 		fs := st.pool.fam(familyOf(ip))
 		if t := fs.shared[st.key]; t != nil {
@@ -504,6 +577,9 @@ func (a *Allocator) poolOfAddrs(want wanted, named string) (*pool, error) {
 
 // satisfies reports whether cur already is what req asks for.
 func satisfies(cur *svcState, named string, fams []Family, want wanted) bool {
+	if cur.pool == nil {
+		return false
+	}
 	if named != "" && cur.pool.cfg.Name != named {
 		return false
 	}

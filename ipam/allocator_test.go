@@ -1,10 +1,12 @@
 package ipam
 
 import (
+	"errors"
 	"fmt"
 	"math/big"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"go4.org/netipx"
@@ -504,54 +506,87 @@ func familiesOf(ips []netip.Addr) []Family {
 }
 
 func TestSetPools(t *testing.T) {
-	t.Run("keeps, re-homes and releases", func(t *testing.T) {
+	t.Run("keeps and re-homes", func(t *testing.T) {
 		a := newAlloc(t,
 			mkPool(t, "p", true, false, "10.0.0.0/24", "fd00::/120"),
 			mkPool(t, "q", true, false, "10.0.1.0/24"),
 		)
 		mustAlloc(t, a, svc("ns/keep"), Request{IPs: addrs("10.0.0.5")}, "p", "10.0.0.5")
 		mustAlloc(t, a, svc("ns/move"), Request{IPs: addrs("10.0.0.200")}, "p", "10.0.0.200")
-		mustAlloc(t, a, svc("ns/zero"), Request{IPs: addrs("10.0.1.0")}, "q", "10.0.1.0")
 		mustAlloc(t, a, svc("ns/gone"), Request{IPs: addrs("10.0.1.7")}, "q", "10.0.1.7")
 		mustAlloc(t, a, svc("ns/ds"), Request{Families: []Family{IPv4, IPv6}}, "p", "10.0.0.0", "fd00::")
 		mustAlloc(t, a, shared("ns/s1", "k", "", tcp80), Request{IPs: addrs("10.0.0.9")}, "p", "10.0.0.9")
 		mustAlloc(t, a, shared("ns/s2", "k", "", tcp443), Request{IPs: addrs("10.0.0.9")}, "p", "10.0.0.9")
 
-		released, err := a.SetPools([]Pool{
+		checkErr(t, a.SetPools([]Pool{
 			mkPool(t, "p", true, false, "10.0.0.0-10.0.0.127", "fd00::/120"),
 			mkPool(t, "manual", false, false, "10.0.0.128-10.0.0.255"),
 			mkPool(t, "q", true, true, "10.0.1.0/24"),
-		})
-		checkErr(t, err, nil)
-		// ns/gone's 10.0.1.7 is still in q (now avoid-buggy-ips); ns/zero's
-		// 10.0.1.0 no longer is.
-		if want := []string{"ns/zero"}; !slices.Equal(released, want) {
-			t.Errorf("released %v, want %v", released, want)
-		}
+		}), nil)
 		for key, want := range map[string]string{"ns/keep": "p", "ns/move": "manual", "ns/gone": "q", "ns/ds": "p", "ns/s1": "p", "ns/s2": "p"} {
 			if got, ok := a.Get(key); !ok || got.Pool != want {
 				t.Errorf("%s: %v %v, want pool %s", key, got, ok, want)
 			}
 		}
-		if _, ok := a.Get("ns/zero"); ok {
-			t.Error("released service kept its assignment")
-		}
 		st := a.Stats()
 		if st[0].Name != "p" || st[0].InUse != 4 || st[1].InUse != 1 || st[2].InUse != 1 {
 			t.Errorf("stats %+v", st)
 		}
-		// The re-homed address stays taken; the released one is free.
+		// The re-homed address stays taken.
 		mustAlloc(t, a, svc("ns/new"), Request{Pool: "manual"}, "manual", "10.0.0.128")
 		mustAlloc(t, a, svc("ns/new2"), Request{Pool: "q"}, "q", "10.0.1.1")
 		// The moved service keeps its address when asking for any pool.
 		mustAlloc(t, a, svc("ns/move"), Request{}, "manual", "10.0.0.200")
+	})
 
-		released, err = a.SetPools([]Pool{mkPool(t, "other", true, false, "fd00::/120")})
-		checkErr(t, err, nil)
-		want := []string{"ns/ds", "ns/keep", "ns/move", "ns/new", "ns/new2", "ns/s1", "ns/s2", "ns/gone"}
-		slices.Sort(want)
-		if !slices.Equal(released, want) {
-			t.Errorf("released %v, want %v", released, want)
+	t.Run("refuses pools that take addresses away", func(t *testing.T) {
+		for _, tc := range []struct {
+			name  string
+			pools []Pool
+			want  []string // refused Services, sorted
+			frags []string
+		}{
+			{"no pools at all", nil, []string{"ns/buggy", "ns/ds", "ns/plain"}, []string{"3 service(s)", "10.0.0.7 would be in no pool"}},
+			{"avoid-buggy-ips turned on", []Pool{mkPool(t, "p", true, true, "10.0.0.0/24", "fd00::/120")}, []string{"ns/buggy"}, []string{"ns/buggy", "10.0.0.0 would become unusable", `"p"`}},
+			{"range shrunk", []Pool{mkPool(t, "p", true, false, "10.0.0.0-10.0.0.6", "fd00::/120")}, []string{"ns/plain"}, []string{"ns/plain (10.0.0.7 would be in no pool)"}},
+			{"dual-stack split over two pools", []Pool{mkPool(t, "p", true, false, "10.0.0.0/24"), mkPool(t, "v6", true, false, "fd00::/120")}, []string{"ns/ds"}, []string{"different pools", `"v6"`}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				a := newAlloc(t, mkPool(t, "p", true, false, "10.0.0.0/24", "fd00::/120"))
+				mustAlloc(t, a, svc("ns/buggy"), Request{}, "p", "10.0.0.0")
+				mustAlloc(t, a, svc("ns/plain"), Request{IPs: addrs("10.0.0.7")}, "p", "10.0.0.7")
+				mustAlloc(t, a, svc("ns/ds"), Request{Families: []Family{IPv4, IPv6}}, "p", "10.0.0.1", "fd00::")
+				err := a.SetPools(tc.pools)
+				checkErr(t, err, ErrWouldRelease, tc.frags...)
+				var rerr *ReleaseError
+				if !errors.As(err, &rerr) {
+					t.Fatalf("error %T is not a *ReleaseError", err)
+				}
+				var got []string
+				for _, s := range rerr.Services {
+					got = append(got, s.Key)
+				}
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("refused for %v, want %v", got, tc.want)
+				}
+				// Nothing changed: every assignment stands and the next address is the same.
+				for key, want := range map[string]string{"ns/buggy": "10.0.0.0", "ns/plain": "10.0.0.7", "ns/ds": "10.0.0.1,fd00::"} {
+					if got, ok := a.Get(key); !ok || joinIPs(got.IPs) != want || got.Pool != "p" {
+						t.Errorf("%s: %v %v, want %s in p", key, got, ok, want)
+					}
+				}
+				mustAlloc(t, a, svc("ns/next"), Request{}, "p", "10.0.0.2")
+			})
+		}
+	})
+
+	t.Run("turning auto-assign off or widening takes nothing", func(t *testing.T) {
+		a := newAlloc(t, mkPool(t, "p", true, false, "10.0.0.0/30"))
+		mustAlloc(t, a, svc("ns/a"), Request{}, "p", "10.0.0.0")
+		checkErr(t, a.SetPools([]Pool{mkPool(t, "p", false, false, "10.0.0.0/30")}), nil)
+		checkErr(t, a.SetPools([]Pool{mkPool(t, "p", true, false, "10.0.0.0/24"), mkPool(t, "extra", true, false, "10.1.0.0/24")}), nil)
+		if got, ok := a.Get("ns/a"); !ok || joinIPs(got.IPs) != "10.0.0.0" {
+			t.Errorf("ns/a: %v %v", got, ok)
 		}
 	})
 
@@ -570,11 +605,7 @@ func TestSetPools(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				a := newAlloc(t, mkPool(t, "p", true, false, "10.0.0.0/24"))
 				mustAlloc(t, a, svc("ns/x"), Request{}, "p", "10.0.0.0")
-				released, err := a.SetPools(tc.pools)
-				checkErr(t, err, ErrInvalid, tc.fragments...)
-				if released != nil {
-					t.Errorf("released %v", released)
-				}
+				checkErr(t, a.SetPools(tc.pools), ErrInvalid, tc.fragments...)
 				if st := a.Stats(); len(st) != 1 || st[0].Name != "p" || st[0].InUse != 1 {
 					t.Errorf("stats changed: %+v", st)
 				}
@@ -649,4 +680,70 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("in use %d, want %d", st[0].InUse, workers*each)
 	}
 	checkInvariants(t, a, "after concurrent allocations")
+}
+
+func joinIPs(ips []netip.Addr) string {
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return strings.Join(out, ",")
+}
+
+func TestReserve(t *testing.T) {
+	t.Run("before any pool, then homed by SetPools", func(t *testing.T) {
+		a := New()
+		if _, err := a.Reserve(svc("ns/old"), addrs("10.0.0.0")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Reserve(shared("ns/s1", "k", "", tcp80), addrs("10.0.0.1", "fd00::1")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Reserve(shared("ns/s2", "k", "", tcp443), addrs("10.0.0.1")); err != nil {
+			t.Fatal(err)
+		}
+		_, err := a.Reserve(svc("ns/thief"), addrs("10.0.0.0"))
+		checkErr(t, err, ErrInUse, "ns/old")
+		if got, ok := a.Get("ns/old"); !ok || got.Pool != "" || joinIPs(got.IPs) != "10.0.0.0" {
+			t.Errorf("reserved: %v %v", got, ok)
+		}
+		checkInvariants(t, a, "after reserve")
+
+		// A pool set that does not cover every reserved address is refused ...
+		checkErr(t, a.SetPools([]Pool{mkPool(t, "p", true, false, "10.0.0.0/30")}), ErrWouldRelease, "fd00::1 would be in no pool")
+		// ... one that does homes them, and the lowest free address is the next one.
+		checkErr(t, a.SetPools([]Pool{mkPool(t, "p", true, false, "10.0.0.0/30", "fd00::/120")}), nil)
+		for _, key := range []string{"ns/old", "ns/s1", "ns/s2"} {
+			if got, ok := a.Get(key); !ok || got.Pool != "p" {
+				t.Errorf("%s: %v %v", key, got, ok)
+			}
+		}
+		if st := a.Stats(); st[0].InUse != 3 {
+			t.Errorf("stats %+v", st)
+		}
+		mustAlloc(t, a, svc("ns/new"), Request{}, "p", "10.0.0.2")
+		checkInvariants(t, a, "after SetPools")
+	})
+	t.Run("inside a pool it is an Assign", func(t *testing.T) {
+		a := newAlloc(t, mkPool(t, "p", false, false, "10.0.0.0/30"))
+		got, err := a.Reserve(svc("ns/a"), addrs("10.0.0.1"))
+		if err != nil || got.Pool != "p" {
+			t.Fatalf("%v %v", got, err)
+		}
+		mustAlloc(t, a, svc("ns/b"), Request{IPs: addrs("10.0.0.0")}, "p", "10.0.0.0")
+		mustAlloc(t, a, svc("ns/c"), Request{Pool: "p"}, "p", "10.0.0.2")
+	})
+	t.Run("outside the pools it holds the address without a pool", func(t *testing.T) {
+		a := newAlloc(t, mkPool(t, "p", true, false, "10.0.0.0/30"))
+		if _, err := a.Reserve(svc("ns/x"), addrs("10.0.0.0", "fd99::1")); err != nil {
+			t.Fatal(err)
+		}
+		// 10.0.0.0 is held although ns/x has no pool; a new request moves ns/x.
+		mustAlloc(t, a, svc("ns/y"), Request{}, "p", "10.0.0.1")
+		mustAlloc(t, a, svc("ns/x"), Request{}, "p", "10.0.0.0")
+		if users := a.Users(netip.MustParseAddr("fd99::1")); len(users) != 0 {
+			t.Errorf("old reserved address still held by %v", users)
+		}
+		checkInvariants(t, a, "after move")
+	})
 }

@@ -18,10 +18,16 @@ func checkInvariants(t *testing.T, a *Allocator, where string) {
 	defer a.mu.Unlock()
 	inUse := map[*pool]int{}
 	for ip, st := range a.addrs {
-		inUse[st.pool]++
 		if len(st.users) == 0 {
 			t.Fatalf("%s: %s has no users", where, ip)
 		}
+		if st.pool == nil {
+			if a.pools.poolFor(ip) != nil {
+				t.Fatalf("%s: %s is held outside a pool that contains it", where, ip)
+			}
+			continue
+		}
+		inUse[st.pool]++
 		for i, u := range st.users {
 			if a.svcs[u.svc.Key] != u || (i > 0 && st.users[i-1].svc.Key >= u.svc.Key) {
 				t.Fatalf("%s: %s users corrupt", where, ip)

@@ -219,9 +219,13 @@ func (m *refAlloc) assign(svc Service, ips []netip.Addr) (Assignment, error) {
 	return Assignment{Pool: p.Name, IPs: slices.Clone(ips)}, nil
 }
 
+// setPools applies pools unless an assignment would lose an address; then
+// it changes nothing and returns the keys that would have lost one.
 func (m *refAlloc) setPools(pools []Pool) []string {
+	prev := m.pools
 	m.pools = pools
-	var released []string
+	var refused []string
+	homes := map[string]string{}
 	for key, s := range m.svcs {
 		var p Pool
 		ok := true
@@ -234,15 +238,21 @@ func (m *refAlloc) setPools(pools []Pool) []string {
 			p = q
 		}
 		if !ok {
-			released = append(released, key)
-			delete(m.svcs, key)
+			refused = append(refused, key)
 			continue
 		}
-		s.pool = p.Name
+		homes[key] = p.Name
+	}
+	if len(refused) > 0 {
+		m.pools = prev
+		slices.Sort(refused)
+		return refused
+	}
+	for key, s := range m.svcs {
+		s.pool = homes[key]
 		m.svcs[key] = s
 	}
-	slices.Sort(released)
-	return released
+	return nil
 }
 
 func (m *refAlloc) users(ip netip.Addr) []string {
@@ -384,12 +394,18 @@ func runModel(t *testing.T, r chooser, steps int, outcomes map[string]int) {
 		default:
 			cfg := configs[r.IntN(len(configs))]
 			op = fmt.Sprintf("SetPools(%v)", cfg)
-			got, err := a.SetPools(cfg)
-			if err != nil {
+			err := a.SetPools(cfg)
+			var got []string
+			if rerr := (*ReleaseError)(nil); errors.As(err, &rerr) {
+				for _, s := range rerr.Services {
+					got = append(got, s.Key)
+				}
+				outcomes["SetPools refused"]++
+			} else if err != nil {
 				t.Fatalf("step %d %s: %v", step, op, err)
 			}
 			if want := m.setPools(cfg); !slices.Equal(got, want) {
-				t.Fatalf("step %d %s released %v, model %v", step, op, got, want)
+				t.Fatalf("step %d %s refused for %v, model %v", step, op, got, want)
 			}
 		}
 		checkModel(t, a, m, modelCandidates, fmt.Sprintf("step %d after %s", step, op))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/netip"
+	"strings"
 
 	"go4.org/netipx"
 )
@@ -105,7 +106,43 @@ var (
 	// unknown family, two requested addresses of one family, or (from
 	// SetPools) overlapping pools, duplicate names or malformed ranges.
 	ErrInvalid = errors.New("invalid argument")
+	// ErrWouldRelease reports a SetPools refused because it would take
+	// addresses from Services; the error is a *ReleaseError.
+	ErrWouldRelease = errors.New("new pools would take assigned addresses")
 )
+
+// ReleasedService is a Service a refused SetPools would have taken
+// addresses from, with the reason.
+type ReleasedService struct {
+	Key    string
+	IPs    []netip.Addr
+	Reason string
+}
+
+// ReleaseError is the error of a SetPools refused because it would take
+// addresses from Services. It wraps ErrWouldRelease.
+type ReleaseError struct {
+	Services []ReleasedService // sorted by key
+}
+
+func (e *ReleaseError) Error() string {
+	const shown = 10
+	var b strings.Builder
+	fmt.Fprintf(&b, "the new pools would take addresses from %d service(s): ", len(e.Services))
+	for i, s := range e.Services {
+		if i == shown {
+			fmt.Fprintf(&b, "; and %d more", len(e.Services)-shown)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s (%s)", s.Key, s.Reason)
+	}
+	return b.String()
+}
+
+func (e *ReleaseError) Unwrap() error { return ErrWouldRelease }
 
 // ipamError carries a specific message while matching a sentinel, so that
 // the text reads "no free address in pool x for IPv4" rather than carrying

@@ -75,9 +75,13 @@ type Controller struct {
 	alloc     *ipam.Allocator
 	cfg       *config.Config    // the configuration in force (last good one); nil until one loaded
 	cfgRV     string            // resourceVersion of the ConfigMap last looked at
-	pending   map[string]bool   // Services waiting for an address; retried when addresses free up
-	reassign  map[string]string // Services whose address left every pool, with the reason
-	lastStats map[string]bool   // pools currently exported in metrics
+	pending   map[string]bool // Services waiting for an address; retried when addresses free up
+	lastStats map[string]bool // pools currently exported in metrics
+	// refused: the latest ConfigMap was valid but would take assigned addresses away; it is
+	// looked at again whenever a Service lets go of an address.
+	refused bool
+
+	noAnnotations atomic.Bool // updating Services is forbidden (MetalLB v0.12's RBAC)
 }
 
 // New wires informers, the workqueue and the event recorder. Nothing runs until Run.
@@ -107,7 +111,6 @@ func New(opts Options) (*Controller, error) {
 		metrics:   newMetrics(opts.Registerer),
 		alloc:     ipam.New(),
 		pending:   map[string]bool{},
-		reassign:  map[string]string{},
 		lastStats: map[string]bool{},
 	}
 	c.events = record.NewBroadcaster()
@@ -184,12 +187,13 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 		return fmt.Errorf("controller: caches did not sync: %w", ctx.Err())
 	}
 
-	// Order matters: the configuration first (so restored addresses are matched to pools), then
-	// every address already handed out, and only then new allocations.
+	// Order matters: every address already handed out is claimed first, with or without a
+	// valid configuration, so that no configuration and no allocation can take it; then the
+	// configuration (which must home every claimed address); only then new allocations.
+	c.restore()
 	if err := c.syncConfig(ctx); err != nil {
 		c.log.Error("initial configuration", "error", err)
 	}
-	c.restore()
 	c.ready.Store(true)
 
 	for range workers {
@@ -234,7 +238,11 @@ func printableKey(key string) string {
 }
 
 // restore claims, in a deterministic order (oldest Service first), every address already
-// written in a Service status, so that nothing allocated later can take it.
+// written in the status of a Service ironlb handles, so that nothing allocated later can take
+// it. It needs no configuration and ignores the Services' requests: a malformed request gets
+// an Event, but the address stays the Service's own. Only an older Service holding the same
+// address without sharing it can make a claim fail (a duplicate from before); that Service is
+// re-assigned by its sync.
 func (c *Controller) restore() {
 	svcs, err := c.services.List(everything)
 	if err != nil {
@@ -259,13 +267,10 @@ func (c *Controller) restore() {
 		if len(ips) == 0 {
 			continue
 		}
-		in, _, err := allocationInput(svc)
-		if err == nil {
-			_, err = c.alloc.Assign(in, ips)
-		}
-		if err != nil {
+		id := serviceIdentity(svc)
+		if _, err := c.alloc.Reserve(id, ips); err != nil {
 			failed++
-			c.log.Warn("could not restore address; the service will be re-assigned", "service", in.Key, "ips", joinAddrs(ips), "error", err)
+			c.log.Warn("could not restore address; the service will be re-assigned", "service", id.Key, "ips", joinAddrs(ips), "error", err)
 			continue
 		}
 		restored++

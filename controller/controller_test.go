@@ -251,39 +251,6 @@ func waitGauge(t *testing.T, reg *prometheus.Registry, name, pool string, want f
 	})
 }
 
-func TestConfigChangeOrphansAreReassigned(t *testing.T) {
-	e := newEnv(t)
-	e.applyConfig(t, `
-address-pools:
-- name: old
-  protocol: layer2
-  addresses: [10.20.0.0/24]
-- name: stays
-  protocol: layer2
-  addresses: [10.30.0.0/24]
-`)
-	e.startController(t, nil)
-	e.create(t, lbService("default", "moved"))
-	e.waitIPs(t, "default", "moved", "10.20.0.0")
-	kept := lbService("default", "kept")
-	kept.Annotations["metallb.universe.tf/address-pool"] = "stays"
-	e.create(t, kept)
-	e.waitIPs(t, "default", "kept", "10.30.0.0")
-
-	e.applyConfig(t, `
-address-pools:
-- name: new
-  protocol: layer2
-  addresses: [10.40.0.0/24]
-- name: stays
-  protocol: layer2
-  addresses: [10.30.0.0/24]
-`)
-	e.waitIPs(t, "default", "moved", "10.40.0.0")
-	e.waitEvent(t, "default", "moved", ReasonIPAllocated, "left every address pool")
-	e.holdIPs(t, "default", "kept", "10.30.0.0", 300*time.Millisecond)
-}
-
 func TestRestartKeepsEveryAddress(t *testing.T) {
 	e := newEnv(t)
 	e.applyConfig(t, `

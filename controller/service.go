@@ -11,29 +11,38 @@ import (
 	"github.com/ironlb/ironlb/ipam"
 )
 
-// Annotations understood on Services, under MetalLB's historical prefix and its newer one.
+// Annotations understood on Services. The metallb.io/ name wins over MetalLB's historical
+// metallb.universe.tf/ one when both are set, as in current MetalLB.
 var (
-	poolAnnotations      = []string{"metallb.universe.tf/address-pool", "metallb.io/address-pool"}
-	ipsAnnotations       = []string{"metallb.universe.tf/loadBalancerIPs", "metallb.io/loadBalancerIPs"}
-	sharingAnnotations   = []string{"metallb.universe.tf/allow-shared-ip", "metallb.io/allow-shared-ip"}
-	errRequestedFamilies = fmt.Errorf("requested addresses do not match the Service's IP families")
+	poolAnnotations    = []string{"metallb.io/address-pool", "metallb.universe.tf/address-pool"}
+	ipsAnnotations     = []string{"metallb.io/loadBalancerIPs", "metallb.universe.tf/loadBalancerIPs"}
+	sharingAnnotations = []string{"metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip"}
 )
 
-func annotation(svc *corev1.Service, names []string) string {
+// The annotation the controller writes with the pool a Service's addresses come from; current
+// MetalLB writes the same and removes the deprecated name.
+const (
+	poolAllocatedAnnotation           = "metallb.io/ip-allocated-from-pool"
+	deprecatedPoolAllocatedAnnotation = "metallb.universe.tf/ip-allocated-from-pool"
+)
+
+// annotation returns the value of the first of names that is set, and that name.
+func annotation(svc *corev1.Service, names []string) (value, name string) {
 	for _, n := range names {
 		if v, ok := svc.Annotations[n]; ok {
-			return strings.TrimSpace(v)
+			return strings.TrimSpace(v), n
 		}
 	}
-	return ""
+	return "", ""
 }
 
-// allocationInput turns a Service into what the allocator needs: who it is, how it may share,
-// and what it asks for.
-func allocationInput(svc *corev1.Service) (ipam.Service, ipam.Request, error) {
+// serviceIdentity is who a Service is to the allocator and how it may share an address. It
+// cannot fail, so the addresses of a Service whose request is malformed can still be held.
+func serviceIdentity(svc *corev1.Service) ipam.Service {
+	sharing, _ := annotation(svc, sharingAnnotations)
 	s := ipam.Service{
 		Key:        svc.Namespace + "/" + svc.Name,
-		SharingKey: annotation(svc, sharingAnnotations),
+		SharingKey: sharing,
 	}
 	if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
 		// Local Services may only share an IP with Services that select the same pods, because
@@ -47,8 +56,21 @@ func allocationInput(svc *corev1.Service) (ipam.Service, ipam.Request, error) {
 		}
 		s.Ports = append(s.Ports, ipam.Port{Protocol: proto, Port: p.Port})
 	}
+	return s
+}
 
-	req := ipam.Request{Pool: annotation(svc, poolAnnotations)}
+// allocRequest is what a Service asks for.
+type allocRequest struct {
+	ipam.Request
+	// PreferDualStack: both families if a pool has them, else one.
+	PreferDualStack bool
+}
+
+// allocationRequest reads what a Service asks for: pool, addresses, families. A malformed or
+// contradictory request is an error naming the field and value.
+func allocationRequest(svc *corev1.Service) (allocRequest, error) {
+	var req allocRequest
+	req.Pool, _ = annotation(svc, poolAnnotations)
 	families := svc.Spec.IPFamilies
 	if len(families) == 0 {
 		families = []corev1.IPFamily{corev1.IPv4Protocol}
@@ -61,36 +83,51 @@ func allocationInput(svc *corev1.Service) (ipam.Service, ipam.Request, error) {
 			req.Families = append(req.Families, ipam.IPv6)
 		}
 	}
+	req.PreferDualStack = svc.Spec.IPFamilyPolicy != nil && *svc.Spec.IPFamilyPolicy == corev1.IPFamilyPolicyPreferDualStack && len(req.Families) == 2
 
+	ipsValue, ipsName := annotation(svc, ipsAnnotations)
 	var requested []string
-	if v := annotation(svc, ipsAnnotations); v != "" {
-		requested = strings.Split(v, ",")
-	} else if svc.Spec.LoadBalancerIP != "" {
+	switch {
+	case ipsValue != "" && svc.Spec.LoadBalancerIP != "":
+		return req, fmt.Errorf("service can not have both %s (%q) and spec.loadBalancerIP (%q)", ipsName, ipsValue, svc.Spec.LoadBalancerIP)
+	case ipsValue != "":
+		requested = strings.Split(ipsValue, ",")
+	case svc.Spec.LoadBalancerIP != "":
 		requested = []string{svc.Spec.LoadBalancerIP}
+		ipsName = "spec.loadBalancerIP"
 	}
 	seen := map[ipam.Family]bool{}
 	for _, r := range requested {
 		r = strings.TrimSpace(r)
 		ip, err := netip.ParseAddr(r)
 		if err != nil {
-			return s, req, fmt.Errorf("requested address %q is not an IP address", r)
+			return req, fmt.Errorf("invalid %s %q: %q is not an IP address", ipsName, ipsValue+svc.Spec.LoadBalancerIP, r)
 		}
 		ip = ip.Unmap()
 		fam := familyOf(ip)
 		if seen[fam] {
-			return s, req, fmt.Errorf("more than one IPv%d address requested (%s)", fam, strings.Join(requested, ","))
+			return req, fmt.Errorf("invalid %s %q: more than one %s address", ipsName, ipsValue, fam)
 		}
 		seen[fam] = true
 		req.IPs = append(req.IPs, ip)
 	}
 	if len(req.IPs) > 0 {
+		var want []string
+		for _, f := range families {
+			want = append(want, string(f))
+		}
 		for _, ip := range req.IPs {
 			if !containsFamily(req.Families, familyOf(ip)) {
-				return s, req, fmt.Errorf("%w: %s requested but the Service's ipFamilies are %v", errRequestedFamilies, ip, families)
+				return req, fmt.Errorf("requested address %s does not match the Service's ipFamilies %v", ip, want)
 			}
 		}
+		if len(req.IPs) != len(req.Families) {
+			// As MetalLB: the requested addresses must cover every family of the Service.
+			return req, fmt.Errorf("requested address %s does not cover the Service's ipFamilies %v: request one address of each family, or none", joinAddrs(req.IPs), want)
+		}
+		req.PreferDualStack = false
 	}
-	return s, req, nil
+	return req, nil
 }
 
 func familyOf(ip netip.Addr) ipam.Family {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -18,8 +19,9 @@ import (
 
 var everything = labels.Everything()
 
-// syncConfig loads the ConfigMap. A document that does not parse is reported (Event on the
-// ConfigMap, log, ironlb_config_stale) and the configuration in force stays.
+// syncConfig loads the ConfigMap. A document that does not parse, or a valid one under which an
+// assigned address would leave every pool or become unusable, is reported (Event on the
+// ConfigMap, log, config_stale) and the configuration in force stays.
 func (c *Controller) syncConfig(ctx context.Context) error {
 	cm, err := c.configMaps.ConfigMaps(c.opts.Namespace).Get(c.opts.ConfigName)
 	if apierrors.IsNotFound(err) {
@@ -49,29 +51,35 @@ func (c *Controller) syncConfig(ctx context.Context) error {
 	c.mu.Unlock()
 
 	cfg, err := c.parse(cm)
-	var released []string
 	if err == nil {
 		c.mu.Lock()
-		released, err = c.alloc.SetPools(ipamPools(cfg))
+		err = c.alloc.SetPools(ipamPools(cfg))
 		if err == nil {
 			c.cfg = cfg
+			c.refused = false
+		} else if errors.Is(err, ipam.ErrWouldRelease) {
+			// Looked at again when a Service lets go of an address, so that the configuration
+			// applies as soon as the Services in its way are moved or deleted.
+			c.refused = true
+			c.cfgRV = ""
 		}
 		c.mu.Unlock()
 	}
 	if err != nil {
 		c.metrics.config.Rejected()
+		msg := fmt.Sprintf("configuration rejected, the last good one stays in force: %v", err)
+		if errors.Is(err, ipam.ErrWouldRelease) {
+			msg += ". Move those Services to addresses the new configuration keeps (or delete them) first, then apply it again"
+		}
 		c.log.Error("rejected configuration; the last good one stays in force", "configmap", c.opts.Namespace+"/"+c.opts.ConfigName, "error", err)
-		c.recorder.Eventf(cm, corev1.EventTypeWarning, ReasonConfigInvalid, "configuration rejected, the last good one stays in force: %v", err)
+		c.recorder.Event(cm, corev1.EventTypeWarning, ReasonConfigInvalid, msg)
 		return nil
 	}
 	c.metrics.config.Accepted()
-	c.log.Info("configuration loaded", "pools", len(cfg.Pools), "peers", len(cfg.Peers), "released", len(released))
+	c.log.Info("configuration loaded", "pools", len(cfg.Pools), "peers", len(cfg.Peers))
 	c.recorder.Eventf(cm, corev1.EventTypeNormal, ReasonConfigLoaded, "configuration loaded: %d address pools", len(cfg.Pools))
 
 	c.mu.Lock()
-	for _, key := range released {
-		c.reassign[key] = "its address left every address pool in the new configuration"
-	}
 	c.updatePoolMetrics()
 	c.mu.Unlock()
 	// Any Service may be affected: pending ones may now fit, pool annotations may now resolve.
@@ -79,12 +87,10 @@ func (c *Controller) syncConfig(ctx context.Context) error {
 	return nil
 }
 
+// parse reads the configuration from the ConfigMap. A ConfigMap without the key is an empty
+// configuration, as in MetalLB (and, like any other, may not take assigned addresses away).
 func (c *Controller) parse(cm *corev1.ConfigMap) (*config.Config, error) {
-	data, ok := cm.Data[c.opts.ConfigKey]
-	if !ok {
-		return nil, fmt.Errorf("ConfigMap %s/%s has no key %q", cm.Namespace, cm.Name, c.opts.ConfigKey)
-	}
-	return config.Parse([]byte(data))
+	return config.Parse([]byte(cm.Data[c.opts.ConfigKey]))
 }
 
 func ipamPools(cfg *config.Config) []ipam.Pool {
@@ -119,58 +125,79 @@ func (c *Controller) syncService(ctx context.Context, key string) error {
 		return c.syncNotOurs(ctx, key, svc)
 	}
 
-	in, req, err := allocationInput(svc)
-	if err != nil {
-		c.fail(svc, err.Error())
-		return nil
-	}
 	current := svcinfo.StatusIPs(svc)
+	id := serviceIdentity(svc)
+	req, reqErr := allocationRequest(svc)
 
 	c.mu.Lock()
-	if c.cfg == nil {
-		c.mu.Unlock()
-		c.fail(svc, fmt.Sprintf("no configuration loaded: ConfigMap %s/%s is missing or invalid", c.opts.Namespace, c.opts.ConfigName))
-		return nil
-	}
-	why := c.reassign[key]
 	_, known := c.alloc.Get(key)
-	if !known && len(current) > 0 {
-		// The status holds addresses the allocator does not know (the first sync after a
-		// restore failure, or a config change that released them): claim them again if that is
-		// still possible, so the Service keeps its address.
-		if _, err := c.alloc.Assign(in, current); err != nil {
-			if why == "" {
-				why = fmt.Sprintf("its address %s can no longer be used: %v", joinAddrs(current), err)
-			}
+	if !known && len(current) > 0 && (c.cfg == nil || reqErr != nil) {
+		// Addresses in the status stay this Service's own while nothing deliberate frees them
+		// (normally restore has claimed them already).
+		if _, err := c.alloc.Reserve(id, current); err != nil {
+			c.log.Warn("could not keep the address in the status", "service", key, "ips", joinAddrs(current), "error", err)
 		}
 	}
-	asg, allocErr := c.alloc.Allocate(in, req)
+	if reqErr != nil {
+		c.mu.Unlock()
+		reason := reqErr.Error()
+		if len(current) > 0 {
+			reason += fmt.Sprintf("; it keeps %s until the request is fixed", joinAddrs(current))
+		}
+		c.fail(svc, reason)
+		return nil
+	}
+	if c.cfg == nil {
+		c.mu.Unlock()
+		reason := fmt.Sprintf("no configuration loaded: ConfigMap %s/%s is missing or invalid", c.opts.Namespace, c.opts.ConfigName)
+		if len(current) > 0 {
+			reason += fmt.Sprintf("; it keeps %s", joinAddrs(current))
+		}
+		c.fail(svc, reason)
+		return nil
+	}
+	var why string
+	if !known && len(current) > 0 {
+		// The status holds addresses the allocator does not know: a Service that just became
+		// ours (type or class changed) with a status another implementation wrote. Claim them
+		// if that is possible, so the Service keeps its address.
+		if _, err := c.alloc.Assign(id, current); err != nil {
+			why = fmt.Sprintf("its address %s cannot be used: %v", joinAddrs(current), err)
+		}
+	}
+	asg, allocErr := c.allocate(id, req)
 	if allocErr == nil {
 		delete(c.pending, key)
-		delete(c.reassign, key)
 	} else {
 		c.pending[key] = true
 	}
 	c.updatePoolMetrics()
+	retryConfig := c.refused && allocErr == nil && !sameAddrs(asg.IPs, current)
 	c.mu.Unlock()
+	if retryConfig {
+		c.queue.Add(configKey)
+	}
 
 	if allocErr != nil {
 		c.fail(svc, allocErr.Error())
-		if why != "" && len(current) > 0 {
-			// The old address is no longer ours to give; leaving it in the status would keep
+		if why != "" {
+			// Those addresses are not ours to give; leaving them in the status would keep
 			// traffic flowing to an address that may be handed to somebody else.
-			return c.writeStatus(ctx, svc, nil)
+			return c.writeStatus(ctx, svc, nil, "")
 		}
 		return nil
 	}
 
 	ips := append([]netip.Addr(nil), asg.IPs...)
 	svcinfo.SortAddrs(ips)
-	if sameAddrs(ips, current) {
+	if sameAddrs(ips, current) && svc.Annotations[poolAllocatedAnnotation] == asg.Pool {
 		return nil
 	}
-	if err := c.writeStatus(ctx, svc, ips); err != nil {
+	if err := c.writeStatus(ctx, svc, ips, asg.Pool); err != nil {
 		return err
+	}
+	if sameAddrs(ips, current) {
+		return nil
 	}
 	msg := fmt.Sprintf("Assigned IP [%s] from pool %s", joinAddrs(ips), asg.Pool)
 	if len(current) > 0 {
@@ -185,6 +212,23 @@ func (c *Controller) syncService(ctx context.Context, key string) error {
 	return nil
 }
 
+// allocate asks the allocator for req; a PreferDualStack request falls back to one family (in
+// the Service's order) when no pool serves both. The caller holds c.mu.
+func (c *Controller) allocate(id ipam.Service, req allocRequest) (ipam.Assignment, error) {
+	asg, err := c.alloc.Allocate(id, req.Request)
+	if err == nil || !req.PreferDualStack || !errors.Is(err, ipam.ErrFamily) {
+		return asg, err
+	}
+	for _, f := range req.Families {
+		single := req.Request
+		single.Families = []ipam.Family{f}
+		if a, ferr := c.alloc.Allocate(id, single); ferr == nil {
+			return a, nil
+		}
+	}
+	return asg, err
+}
+
 // syncNotOurs handles a Service that is not (or no longer) a LoadBalancer of our class: its
 // address goes back to the pool, and a status we wrote is cleared.
 func (c *Controller) syncNotOurs(ctx context.Context, key string, svc *corev1.Service) error {
@@ -195,7 +239,8 @@ func (c *Controller) syncNotOurs(ctx context.Context, key string, svc *corev1.Se
 	}
 	current := svcinfo.StatusIPs(svc)
 	if len(current) == 0 {
-		return nil
+		_, err := c.writePoolAnnotation(ctx, svc, "")
+		return err
 	}
 	c.mu.Lock()
 	ours := c.cfg != nil && c.cfg.PoolFor(current[0]) != nil
@@ -203,7 +248,7 @@ func (c *Controller) syncNotOurs(ctx context.Context, key string, svc *corev1.Se
 	if !ours {
 		return nil
 	}
-	return c.writeStatus(ctx, svc, nil)
+	return c.writeStatus(ctx, svc, nil, "")
 }
 
 // release returns key's addresses to their pool and retries the Services waiting for one.
@@ -214,15 +259,18 @@ func (c *Controller) release(key string, svc *corev1.Service) {
 		c.alloc.Release(key)
 		c.updatePoolMetrics()
 	}
-	delete(c.reassign, key)
 	delete(c.pending, key)
 	retry := make([]string, 0, len(c.pending))
 	for k := range c.pending {
 		retry = append(retry, k)
 	}
+	retryConfig := had && c.refused
 	c.mu.Unlock()
 	if !had {
 		return
+	}
+	if retryConfig {
+		c.queue.Add(configKey)
 	}
 	c.log.Info("released", "service", key, "ips", joinAddrs(asg.IPs))
 	if svc != nil {
@@ -238,19 +286,63 @@ func (c *Controller) fail(svc *corev1.Service, reason string) {
 	c.recorder.Event(svc, corev1.EventTypeWarning, ReasonAllocationFailed, "Failed to allocate IP for "+svc.Namespace+"/"+svc.Name+": "+reason)
 }
 
-// writeStatus replaces the Service's ingress list with ips (nil clears it).
-func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, ips []netip.Addr) error {
+// writeStatus replaces the Service's ingress list with ips (nil clears it) and records the
+// pool in the metallb.io/ip-allocated-from-pool annotation ("" removes it). Both writes carry
+// the resourceVersion the decision was made on, so a concurrent change makes them fail with a
+// conflict and the Service is synced again rather than overwritten.
+func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, ips []netip.Addr, pool string) error {
+	svc, err := c.writePoolAnnotation(ctx, svc, pool)
+	if err != nil {
+		return err
+	}
 	updated := svc.DeepCopy()
 	if ips == nil {
 		updated.Status.LoadBalancer = corev1.LoadBalancerStatus{}
 	} else {
 		updated.Status.LoadBalancer.Ingress = ingressFor(ips)
 	}
-	_, err := c.client.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+	if sameAddrs(svcinfo.StatusIPs(svc), ips) && len(svc.Status.LoadBalancer.Ingress) == len(ips) {
+		return nil
+	}
+	_, err = c.client.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
 	if err != nil {
 		return fmt.Errorf("updating status of %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
 	return nil
+}
+
+// writePoolAnnotation sets (or, for "", removes) the annotation naming the pool and drops the
+// deprecated metallb.universe.tf one, as current MetalLB does. Without RBAC to update Services
+// (MetalLB v0.12's manifests grant only services/status) it says so once and goes on.
+func (c *Controller) writePoolAnnotation(ctx context.Context, svc *corev1.Service, pool string) (*corev1.Service, error) {
+	_, deprecated := svc.Annotations[deprecatedPoolAllocatedAnnotation]
+	if svc.Annotations[poolAllocatedAnnotation] == pool && !deprecated || c.noAnnotations.Load() {
+		return svc, nil
+	}
+	updated := svc.DeepCopy()
+	if pool == "" {
+		if _, ok := updated.Annotations[poolAllocatedAnnotation]; !ok && !deprecated {
+			return svc, nil
+		}
+		delete(updated.Annotations, poolAllocatedAnnotation)
+	} else {
+		if updated.Annotations == nil {
+			updated.Annotations = map[string]string{}
+		}
+		updated.Annotations[poolAllocatedAnnotation] = pool
+	}
+	delete(updated.Annotations, deprecatedPoolAllocatedAnnotation)
+	out, err := c.client.CoreV1().Services(svc.Namespace).Update(ctx, updated, metav1.UpdateOptions{})
+	if apierrors.IsForbidden(err) {
+		if c.noAnnotations.CompareAndSwap(false, true) {
+			c.log.Warn("not allowed to update Services: the "+poolAllocatedAnnotation+" annotation is not written (grant update on services to enable it)", "error", err)
+		}
+		return svc, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("annotating %s/%s: %w", svc.Namespace, svc.Name, err)
+	}
+	return out, nil
 }
 
 // updatePoolMetrics exports per-pool size and usage; the caller holds c.mu.

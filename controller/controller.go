@@ -73,8 +73,8 @@ type Controller struct {
 
 	mu        sync.Mutex // guards the fields below; held only for bookkeeping, never during API calls
 	alloc     *ipam.Allocator
-	cfg       *config.Config    // the configuration in force (last good one); nil until one loaded
-	cfgRV     string            // resourceVersion of the ConfigMap last looked at
+	cfg       *config.Config  // the configuration in force (last good one); nil until one loaded
+	cfgRV     string          // resourceVersion of the ConfigMap last looked at
 	pending   map[string]bool // Services waiting for an address; retried when addresses free up
 	lastStats map[string]bool // pools currently exported in metrics
 	// refused: the latest ConfigMap was valid but would take assigned addresses away; it is

@@ -47,7 +47,7 @@ func TestRBACIsSufficientAndMinimal(t *testing.T) {
 		{"controller", "watch", "configmaps", Namespace, true},
 		{"controller", "create", "leases.coordination.k8s.io", Namespace, true},
 		{"controller", "update", "leases.coordination.k8s.io", Namespace, true},
-		{"controller", "update", "services", "default", false},
+		{"controller", "update", "services", "default", true},
 		{"controller", "patch", "services", "default", false},
 		{"controller", "delete", "services", "default", false},
 		{"controller", "get", "secrets", Namespace, false},

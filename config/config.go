@@ -18,8 +18,8 @@ const (
 )
 
 // Config is a parsed, validated configuration. Parse guarantees that no two pool address
-// entries overlap, that pool names and BFD profile names are unique and that every peer's
-// BFD profile exists.
+// entries overlap, that no entry touches an address that can never be a Service's (see
+// doc.go), and that pool names and BFD profile names are unique.
 type Config struct {
 	Pools       []*Pool                // document order
 	Peers       []*Peer                // document order
@@ -62,14 +62,16 @@ type Peer struct {
 	Addr          netip.Addr
 	SrcAddr       netip.Addr    // zero Addr when unset
 	Port          uint16        // default 179
-	HoldTime      time.Duration // whole seconds; default 90s; 0 or at least 3s
+	HoldTime      time.Duration // whole seconds; default 90s; at least 3s (0 is refused)
 	KeepaliveTime time.Duration // default HoldTime/3, as MetalLB; never above HoldTime
 	RouterID      netip.Addr    // IPv4; zero when unset (the speaker then picks one)
 	Password      string        // TCP MD5 password; empty when unset
 	EBGPMultiHop  bool
 	// NodeSelectors restrict the nodes that peer; empty means every node.
 	NodeSelectors []NodeSelector
-	BFDProfile    string // name of an entry in Config.BFDProfiles; empty when unset
+	// BFDProfile is always empty: Parse refuses bfd-profile, as ironlb's BGP speaker has
+	// no BFD. The field stays so that code written against it keeps compiling.
+	BFDProfile string
 }
 
 // MatchesNode reports whether a node with these labels should peer: true when the peer has

@@ -139,7 +139,7 @@ address-pools:
   - aggregation-length: 24
     aggregation-length-v6: 64
     localpref: 100
-    communities: [no-export, "64512:7", "0:5", "64512:7", "65535:65281"]
+    communities: [no-export, "64512:7", "0:5", "65535:65281"]
   - {}
 `,
 			want: &Config{BFDProfiles: noBFD(), Pools: []*Pool{{
@@ -202,7 +202,6 @@ peers:
   router-id: 10.10.10.10
   password: 12345
   ebgp-multihop: true
-  bfd-profile: fast
   node-selectors:
   - match-labels:
       kubernetes.io/hostname: kind-worker
@@ -224,7 +223,6 @@ peers:
 					p.RouterID = addr("10.10.10.10")
 					p.Password = "12345"
 					p.EBGPMultiHop = true
-					p.BFDProfile = "fast"
 					p.NodeSelectors = []NodeSelector{
 						{
 							MatchLabels: map[string]string{"kubernetes.io/hostname": "kind-worker"},
@@ -239,15 +237,13 @@ peers:
 			},
 		},
 		{
-			name: "hold-time 0 disables keepalives; hold-time truncated to seconds",
+			name: "hold-time truncated to seconds",
 			in: `
 peers:
-- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, hold-time: 0s}
 - {peer-address: 10.0.0.2, peer-asn: 1, my-asn: 2, hold-time: 3.7s}
 - {peer-address: 10.0.0.3, peer-asn: 1, my-asn: 2, hold-time: 30s, keepalive-time: 30s}
 `,
 			want: &Config{BFDProfiles: noBFD(), Peers: []*Peer{
-				peer("10.0.0.1", 2, 1, func(p *Peer) { p.HoldTime, p.KeepaliveTime = 0, 0 }),
 				peer("10.0.0.2", 2, 1, func(p *Peer) { p.HoldTime, p.KeepaliveTime = 3*time.Second, time.Second }),
 				peer("10.0.0.3", 2, 1, func(p *Peer) { p.HoldTime, p.KeepaliveTime = 30*time.Second, 30*time.Second }),
 			}},
@@ -358,13 +354,17 @@ address-pools:
 		{"missing peer-asn", "peers:\n- {peer-address: 10.0.0.1, my-asn: 1}\n", ErrMissing, "peers[0]: peer-asn: missing"},
 		{"missing peer-address", "peers:\n- {peer-asn: 1, my-asn: 2}\n", ErrMissing, "peers[0]: peer-address: missing"},
 		{"bad peer-address", "peers:\n- {peer-asn: 1, my-asn: 2, peer-address: 10.0.0.256}\n", ErrInvalid, `peers[0]: peer-address "10.0.0.256"`},
-		{"hold-time below 3s", peerOK + "  hold-time: 2s\n", ErrInvalid, `peers[0]: hold-time "2s": must be 0 or at least 3s`},
-		{"hold-time 2.9s truncates to 2s", peerOK + "  hold-time: 2900ms\n", ErrInvalid, `hold-time "2900ms": must be 0 or at least 3s`},
-		{"hold-time negative", peerOK + "  hold-time: -10s\n", ErrInvalid, `hold-time "-10s": must be 0 or at least 3s`},
+		{"hold-time below 3s", peerOK + "  hold-time: 2s\n", ErrInvalid, `peers[0]: hold-time "2s": must be at least 3s`},
+		{"hold-time 2.9s truncates to 2s", peerOK + "  hold-time: 2900ms\n", ErrInvalid, `hold-time "2900ms": must be at least 3s`},
+		{"hold-time negative", peerOK + "  hold-time: -10s\n", ErrInvalid, `hold-time "-10s": must be at least 3s`},
+		// GoBGP cannot offer a zero hold time (it substitutes 90s); MetalLB's native speaker can.
+		{"hold-time 0 unsupported", peerOK + "  hold-time: 0s\n", ErrUnsupported, `peers[0]: hold-time "0s": 0 (no keepalives) is not supported`},
+		{"hold-time 0 without unit", peerOK + "  hold-time: 0\n", ErrUnsupported, `hold-time "0": 0 (no keepalives) is not supported`},
+		{"hold-time below 1s truncates to 0", peerOK + "  hold-time: 500ms\n", ErrUnsupported, `hold-time "500ms": 0 (no keepalives) is not supported`},
 		{"hold-time without unit", peerOK + "  hold-time: 90\n", ErrInvalid, `hold-time "90": not a duration`},
 		{"keepalive above hold", peerOK + "  hold-time: 9s\n  keepalive-time: 10s\n", ErrInvalid, `peers[0]: keepalive-time "10s": must not be greater than the hold time (9s)`},
 		{"keepalive above default hold", peerOK + "  keepalive-time: 91s\n", ErrInvalid, `keepalive-time "91s": must not be greater than the hold time (1m30s)`},
-		{"keepalive with hold 0", peerOK + "  hold-time: 0s\n  keepalive-time: 1s\n", ErrInvalid, `keepalive-time "1s": must not be greater`},
+		{"keepalive with hold 0", peerOK + "  hold-time: 0s\n  keepalive-time: 1s\n", ErrUnsupported, `hold-time "0s": 0 (no keepalives) is not supported`},
 		{"keepalive negative", peerOK + "  keepalive-time: -1s\n", ErrInvalid, `keepalive-time "-1s": must not be negative`},
 		{"keepalive garbage", peerOK + "  keepalive-time: soon\n", ErrInvalid, `keepalive-time "soon": not a duration`},
 		{"bad router-id", peerOK + "  router-id: 1.2.3\n", ErrInvalid, `peers[0]: router-id "1.2.3"`},
@@ -372,7 +372,9 @@ address-pools:
 		{"bad source-address", peerOK + "  source-address: here\n", ErrInvalid, `peers[0]: source-address "here"`},
 		{"ebgp-multihop on ibgp", "peers:\n- {peer-address: 10.0.0.1, peer-asn: 7, my-asn: 7, ebgp-multihop: true}\n", ErrInvalid, "peers[0]: ebgp-multihop true: not allowed for an iBGP peer"},
 		{"duplicate peer", peerOK + "- peer-address: 10.0.0.1\n  peer-asn: 64501\n  my-asn: 64500\n", ErrDuplicate, `peers[1]: peer-address "10.0.0.1": same session as peers[0]`},
-		{"unknown bfd-profile", peerOK + "  bfd-profile: fast\n", ErrUnknownReference, `peers[0]: bfd-profile "fast": no such profile`},
+		// No BFD in GoBGP; MetalLB's native speaker refuses it too.
+		{"bfd-profile unsupported", "bfd-profiles: [{name: fast}]\n" + peerOK + "  bfd-profile: fast\n", ErrUnsupported, `peers[0]: bfd-profile "fast": not supported: ironlb's BGP speaker (GoBGP) has no BFD`},
+		{"unknown bfd-profile unsupported too", peerOK + "  bfd-profile: fast\n", ErrUnsupported, `peers[0]: bfd-profile "fast": not supported`},
 
 		// Node selectors.
 		{"unknown operator", peerOK + "  node-selectors: [{match-expressions: [{key: a, operator: Equals, values: [b]}]}]\n", ErrInvalid,

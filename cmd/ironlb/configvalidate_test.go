@@ -95,7 +95,7 @@ func TestRunConfigValidate(t *testing.T) {
 		},
 		{
 			name: "invalid on stdin", stdin: "peers:\n- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, hold-time: 2s}\n", wantCode: 1, wantNoOut: true,
-			wantErr: `<stdin>: invalid configuration: peers[0]: hold-time "2s": must be 0 or at least 3s`,
+			wantErr: `<stdin>: invalid configuration: peers[0]: hold-time "2s": must be at least 3s`,
 		},
 		{
 			name: "manifest without the key", args: []string{"-f", noKey}, wantCode: 1, wantNoOut: true,

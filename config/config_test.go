@@ -249,6 +249,45 @@ peers:
 			}},
 		},
 		{
+			// MetalLB compares advertisements as written: these differ, and announce alike.
+			name: "advertisements that differ only as written are accepted, as MetalLB does",
+			in: "bgp-communities: {ne: '65535:65281'}\naddress-pools:\n- name: b\n  protocol: bgp\n  addresses: [10.0.0.0/24]\n" +
+				"  bgp-advertisements: [{}, {aggregation-length: 32}, {communities: []}, {communities: [ne, '65535:65281', '007:8', '7:8']}]\n",
+			want: &Config{BFDProfiles: noBFD(), Pools: []*Pool{{
+				Name: "b", Protocol: BGP, AutoAssign: true,
+				Ranges: []netipx.IPRange{rng("10.0.0.0-10.0.0.255")}, CIDRs: pfxs("10.0.0.0/24"),
+				BGPAdvertisements: []*BGPAdvertisement{
+					{AggregationLength: 32, AggregationLengthV6: 128},
+					{AggregationLength: 32, AggregationLengthV6: 128},
+					{AggregationLength: 32, AggregationLengthV6: 128},
+					{AggregationLength: 32, AggregationLengthV6: 128, Communities: []Community{{7, 8}, {65535, 65281}}},
+				},
+			}}},
+		},
+		{
+			// An empty selector next to another: MetalLB's selector lists differ, so do ours.
+			name: "peers whose selector lists differ are two sessions",
+			in:   "peers:\n- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2}\n- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, node-selectors: [{}, {match-labels: {a: b}}]}\n",
+			want: &Config{BFDProfiles: noBFD(), Peers: []*Peer{
+				peer("10.0.0.1", 2, 1),
+				peer("10.0.0.1", 2, 1, func(p *Peer) {
+					p.NodeSelectors = []NodeSelector{{}, {MatchLabels: map[string]string{"a": "b"}}}
+				}),
+			}},
+		},
+		{
+			name: "addresses next to the special blocks are fine",
+			in:   "address-pools:\n- {name: p, protocol: layer2, addresses: [0.0.0.1-0.0.0.9, 126.255.255.0/24, 128.0.0.0/24, 223.255.255.255/32, 255.255.255.254/32, '::2/128', 'fe7f::/16', 'fec0::/10']}\n",
+			want: &Config{BFDProfiles: noBFD(), Pools: []*Pool{{
+				Name: "p", Protocol: Layer2, AutoAssign: true,
+				Ranges: []netipx.IPRange{rng("0.0.0.1-0.0.0.9"), rng("126.255.255.0-126.255.255.255"), rng("128.0.0.0-128.0.0.255"),
+					rng("223.255.255.255-223.255.255.255"), rng("255.255.255.254-255.255.255.254"), rng("::2-::2"),
+					rng("fe7f::-fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), rng("fec0::-feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")},
+				CIDRs: pfxs("0.0.0.1/32", "0.0.0.2/31", "0.0.0.4/30", "0.0.0.8/31", "126.255.255.0/24", "128.0.0.0/24", "223.255.255.255/32", "255.255.255.254/32",
+					"::2/128", "fe7f::/16", "fec0::/10"),
+			}}},
+		},
+		{
 			name: "same router on two ports is two sessions",
 			in:   "peers:\n- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2}\n- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, peer-port: 1179}\n",
 			want: &Config{BFDProfiles: noBFD(), Peers: []*Peer{
@@ -328,6 +367,30 @@ address-pools:
 			`address-pools[1] "b": addresses[0] "fd00::ffff-fd00:0:0:1::1" overlaps with address-pools[0] "a" addresses[0] "fd00::/64"`},
 		{"advertisements in a layer2 pool", l2 + "[10.0.0.0/24]\n  bgp-advertisements: [{}]\n", ErrInvalid, `address-pools[0] "p": bgp-advertisements: only allowed in a bgp pool`},
 
+		// Addresses that can never be a Service's (ironlb only; MetalLB accepts them).
+		{"everything v4", l2 + "[0.0.0.0/0]\n", ErrInvalid, `address-pools[0] "p": addresses[0] "0.0.0.0/0": includes 0.0.0.0/32 (the unspecified address), where no Service can be reached`},
+		{"everything v6", l2 + "['::/0']\n", ErrInvalid, `addresses[0] "::/0": includes ::/128 (the unspecified address)`},
+		{"unspecified v4", l2 + "[0.0.0.0/32]\n", ErrInvalid, `includes 0.0.0.0/32 (the unspecified address)`},
+		{"range from unspecified", l2 + "[0.0.0.0-0.0.0.9]\n", ErrInvalid, `addresses[0] "0.0.0.0-0.0.0.9": includes 0.0.0.0/32`},
+		{"loopback v4", l2 + "[127.0.0.1/32]\n", ErrInvalid, `includes 127.0.0.0/8 (loopback addresses)`},
+		{"range touching loopback", l2 + "[126.255.255.250-127.0.0.0]\n", ErrInvalid, `includes 127.0.0.0/8 (loopback addresses)`},
+		{"loopback v6", l2 + "['::1/128']\n", ErrInvalid, `includes ::1/128 (the loopback address)`},
+		{"link-local v4", l2 + "[169.254.10.0/24]\n", ErrInvalid, `includes 169.254.0.0/16 (link-local addresses)`},
+		{"link-local v6", l2 + "['fe80::1-fe80::9']\n", ErrInvalid, `includes fe80::/10 (link-local addresses)`},
+		{"multicast v4", l2 + "[239.1.1.0/24]\n", ErrInvalid, `includes 224.0.0.0/4 (multicast addresses)`},
+		{"range into multicast", l2 + "[223.255.255.0-224.0.0.5]\n", ErrInvalid, `includes 224.0.0.0/4 (multicast addresses)`},
+		{"multicast v6", l2 + "['ff02::/64']\n", ErrInvalid, `includes ff00::/8 (multicast addresses)`},
+		{"limited broadcast", l2 + "[255.255.255.255/32]\n", ErrInvalid, `includes 255.255.255.255/32 (the limited broadcast address)`},
+		{"ipv4-mapped v6 space", l2 + "['::fffe:0:0/95']\n", ErrInvalid, `includes ::ffff:0.0.0.0/96 (IPv4-mapped addresses`},
+		{"special range in a later entry", l2 + "[10.0.0.0/24, 127.0.0.0/8]\n", ErrInvalid, `address-pools[0] "p": addresses[1] "127.0.0.0/8": includes 127.0.0.0/8`},
+
+		// Names (ironlb only: MetalLB accepts control characters).
+		{"newline in pool name", "address-pools:\n- {name: \"a\\nb\", protocol: layer2, addresses: [10.0.0.0/24]}\n", ErrInvalid, `address-pools[0] "a\nb": name "a\nb": control character U+000A at byte 1`},
+		{"escape in pool name", "address-pools:\n- {name: \"\\e[31mred\", protocol: layer2, addresses: [10.0.0.0/24]}\n", ErrInvalid, `control character U+001B at byte 0`},
+		{"tab in community name", "bgp-communities: {\"a\\tb\": '1:2'}\n", ErrInvalid, `bgp-communities "a\tb": invalid name: control character U+0009`},
+		{"C1 control in bfd profile name", "bfd-profiles:\n- name: \"x\\u0085\"\n", ErrInvalid, `bfd-profiles[0] "x\u0085": name "x\u0085": control character U+0085`},
+		{"invalid utf-8 in the document", "address-pools:\n- {name: \xff, protocol: layer2, addresses: [10.0.0.0/24]}\n", ErrSyntax, `could not parse YAML`},
+
 		// Advertisements.
 		{"aggregation-length above 32", bgp + "[10.0.0.0/24]\n  bgp-advertisements: [{aggregation-length: 33}]\n", ErrInvalid,
 			`address-pools[0] "p": bgp-advertisements[0]: aggregation-length 33: must be from 0 to 32`},
@@ -346,6 +409,14 @@ address-pools:
 			`address-pools[0] "p": bgp-advertisements[0]: communities[0] "1:2:3": neither a bgp-communities name nor a community`},
 		{"unknown community name", bgp + "[10.0.0.0/24]\n  bgp-advertisements: [{communities: ['0:1', no-export]}]\n", ErrInvalid, `communities[1] "no-export": neither`},
 		{"community half too big", bgp + "[10.0.0.0/24]\n  bgp-advertisements: [{communities: ['65536:1']}]\n", ErrInvalid, `first half "65536" is not a number from 0 to 65535`},
+		// MetalLB v0.12.1 refuses these too.
+		{"identical advertisements", bgp + "[10.0.0.0/24]\n  bgp-advertisements:\n  - {aggregation-length: 32, communities: ['1:1']}\n  - {localpref: 5}\n  - {aggregation-length: 32, communities: ['1:1']}\n", ErrDuplicate,
+			`address-pools[0] "p": bgp-advertisements[2]: same as bgp-advertisements[0]`},
+		{"two empty advertisements", bgp + "[10.0.0.0/24]\n  bgp-advertisements: [{}, {}]\n", ErrDuplicate, `bgp-advertisements[1]: same as bgp-advertisements[0]`},
+		{"identical through numbers written differently", bgp + "[10.0.0.0/24]\n  bgp-advertisements: [{localpref: 16}, {localpref: 0x10}]\n", ErrDuplicate, `bgp-advertisements[1]: same as bgp-advertisements[0]`},
+		{"community listed twice", bgp + "[10.0.0.0/24]\n  bgp-advertisements: [{communities: ['1:2', '3:4', '1:2']}]\n", ErrDuplicate,
+			`address-pools[0] "p": bgp-advertisements[0]: communities[2] "1:2": already listed as communities[0]`},
+		{"community name listed twice", "bgp-communities: {ne: '65535:65281'}\n" + bgp + "[10.0.0.0/24]\n  bgp-advertisements: [{communities: [ne, ne]}]\n", ErrDuplicate, `communities[1] "ne": already listed as communities[0]`},
 		{"bad bgp-communities value", "bgp-communities:\n  x: '1:99999'\n", ErrInvalid, `bgp-communities "x": value "1:99999": second half "99999"`},
 		{"bgp-communities value not a string", "bgp-communities:\n  x: [1]\n", ErrType, `bgp-communities "x" (a list): must be a string`},
 
@@ -372,6 +443,13 @@ address-pools:
 		{"bad source-address", peerOK + "  source-address: here\n", ErrInvalid, `peers[0]: source-address "here"`},
 		{"ebgp-multihop on ibgp", "peers:\n- {peer-address: 10.0.0.1, peer-asn: 7, my-asn: 7, ebgp-multihop: true}\n", ErrInvalid, "peers[0]: ebgp-multihop true: not allowed for an iBGP peer"},
 		{"duplicate peer", peerOK + "- peer-address: 10.0.0.1\n  peer-asn: 64501\n  my-asn: 64500\n", ErrDuplicate, `peers[1]: peer-address "10.0.0.1": same session as peers[0]`},
+		// MetalLB turns no selector and an empty one alike into "every node".
+		{"duplicate peer but for an empty selector", peerOK + "- peer-address: 10.0.0.1\n  peer-asn: 64501\n  my-asn: 64500\n  node-selectors: [{}]\n", ErrDuplicate, `peers[1]: peer-address "10.0.0.1": same session as peers[0]`},
+		{"duplicate peer, selector written two ways", "peers:\n" +
+			"- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, node-selectors: [{match-labels: {a: b, c: d}, match-expressions: [{key: e, operator: In, values: [y, x, x]}]}]}\n" +
+			"- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, node-selectors: [{match-expressions: [{key: e, operator: In, values: [x, y]}], match-labels: {c: d, a: b}}]}\n",
+			ErrDuplicate, `peers[1]: peer-address "10.0.0.1": same session as peers[0]`},
+		{"duplicate peer through an ipv4-mapped address", peerOK + "- {peer-address: '::ffff:10.0.0.1', peer-asn: 64501, my-asn: 64500}\n", ErrDuplicate, `same session as peers[0]`},
 		// No BFD in GoBGP; MetalLB's native speaker refuses it too.
 		{"bfd-profile unsupported", "bfd-profiles: [{name: fast}]\n" + peerOK + "  bfd-profile: fast\n", ErrUnsupported, `peers[0]: bfd-profile "fast": not supported: ironlb's BGP speaker (GoBGP) has no BFD`},
 		{"unknown bfd-profile unsupported too", peerOK + "  bfd-profile: fast\n", ErrUnsupported, `peers[0]: bfd-profile "fast": not supported`},

@@ -408,7 +408,7 @@ func resolveNumber(n *yaml.Node) (float64, bool) {
 		return math.NaN(), true
 	}
 	s := strings.ReplaceAll(n.Value, "_", "")
-	if strings.ContainsAny(s[:1], "+-0123456789") {
+	if s != "" && strings.ContainsAny(s[:1], "+-0123456789") {
 		if i, err := strconv.ParseInt(s, 0, 64); err == nil {
 			return float64(i), true
 		}

@@ -87,6 +87,7 @@ func TestScalarNumbers(t *testing.T) {
 		{name: "fractional number", in: pool + "bgp-advertisements: [{localpref: 1.5}]\n", kind: ErrType, wantErr: "localpref 1.5: must be an integer"},
 		{name: "infinity", in: pool + "bgp-advertisements: [{localpref: .inf}]\n", kind: ErrType, wantErr: "localpref .inf: must be an integer"},
 		{name: "too big", in: pool + "bgp-advertisements: [{localpref: 0x1_0000_0000}]\n", kind: ErrType, wantErr: "localpref 0x1_0000_0000: must be an integer from 0 to 4294967295"},
+		{name: "underscores only", in: pool + "bgp-advertisements: [{localpref: _}]\n", kind: ErrType, wantErr: `localpref "_": must be an integer`},
 		{name: "date", in: pool + "bgp-advertisements: [{localpref: 2001-12-14}]\n", kind: ErrType, wantErr: `localpref "2001-12-14": must be an integer`},
 		{name: "list for a string", in: "peers:\n- {peer-address: [10.0.0.1]}\n", kind: ErrType, wantErr: "peers[0]: peer-address (a list): must be a string"},
 		{name: "duration stays text", in: "peers:\n- {peer-address: 10.0.0.1, peer-asn: 2, my-asn: 1, hold-time: 90}\n", kind: ErrInvalid, wantErr: `hold-time "90": not a duration`},

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/btree"
 	"go4.org/netipx"
@@ -266,11 +265,9 @@ func checkUsable(r netipx.IPRange) error {
 }
 
 // checkName refuses names that would garble the logs, Events and metric labels they appear
-// in: invalid UTF-8 and control characters (newlines, tabs, escapes, ...).
+// in: control characters (newlines, tabs, escapes, ...). The YAML parser has already
+// refused invalid UTF-8.
 func checkName(s string) error {
-	if !utf8.ValidString(s) {
-		return fmt.Errorf("not valid UTF-8")
-	}
 	for i, r := range s {
 		if unicode.IsControl(r) {
 			return fmt.Errorf("control character %U at byte %d (names must be printable)", r, i)

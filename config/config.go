@@ -135,7 +135,7 @@ func (p *Pool) Contains(ip netip.Addr) bool {
 }
 
 // Size returns the number of addresses in the pool (all of them, including those
-// AvoidBuggyIPs makes the allocator skip). It is a big.Int because an IPv6 pool can hold
+// AvoidBuggyIPs makes the allocator skip; see UsableSize). It is a big.Int because an IPv6 pool can hold
 // 2^128 addresses.
 func (p *Pool) Size() *big.Int {
 	total := new(big.Int)
@@ -143,6 +143,35 @@ func (p *Pool) Size() *big.Int {
 		total.Add(total, rangeSize(r))
 	}
 	return total
+}
+
+// UsableSize returns the number of addresses the allocator can hand out, as MetalLB counts
+// them for its pool-size metric: Size less, when AvoidBuggyIPs is set, the IPv4 addresses
+// ending in .0 or .255 (a /24 has 254). O(entries).
+func (p *Pool) UsableSize() *big.Int {
+	total := p.Size()
+	if !p.AvoidBuggyIPs {
+		return total
+	}
+	for _, r := range p.Ranges {
+		if r.From().Is4() {
+			total.Sub(total, big.NewInt(buggyIPs(r)))
+		}
+	}
+	return total
+}
+
+// buggyIPs counts the addresses of an IPv4 range ending in .0 or .255.
+func buggyIPs(r netipx.IPRange) int64 {
+	from, to := ipv4Int(r.From()), ipv4Int(r.To())
+	// Multiples of 256 in [lo, hi].
+	multiples := func(lo, hi int64) int64 { return hi>>8 - (lo+255)>>8 + 1 }
+	return multiples(from, to) + multiples(from+1, to+1) // x.0, and x.255 as (x.255)+1
+}
+
+func ipv4Int(a netip.Addr) int64 {
+	b := a.As4()
+	return int64(b[0])<<24 | int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3])
 }
 
 func rangeSize(r netipx.IPRange) *big.Int {

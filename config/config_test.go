@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -545,6 +546,44 @@ address-pools:
 	}
 	if got := cfg.PoolByName("six").Size().String(); got != "18446744073709551616" {
 		t.Errorf("six.Size() = %s, want 2^64", got)
+	}
+}
+
+func TestUsableSize(t *testing.T) {
+	tests := []struct {
+		name      string
+		addresses string
+		avoid     bool
+		size      string
+		usable    string
+	}{
+		{"a /24", "[10.0.0.0/24]", false, "256", "256"},
+		{"a /24 avoiding buggy IPs, as MetalLB counts it", "[10.0.0.0/24]", true, "256", "254"},
+		{"a /16 avoiding buggy IPs", "[10.1.0.0/16]", true, "65536", "65024"},
+		{"a /25 holds one .0", "[10.0.0.0/25]", true, "128", "127"},
+		{"an upper /25 holds one .255", "[10.0.0.128/25]", true, "128", "127"},
+		{"a range across a boundary", "[10.0.0.250-10.0.1.5]", true, "12", "10"},
+		{"a range of one .0", "[10.0.1.0-10.0.1.0]", true, "1", "0"},
+		{"a range of one .255", "[10.0.1.255/32]", true, "1", "0"},
+		{"a range inside a /24", "[10.0.1.1-10.0.1.254]", true, "254", "254"},
+		{"several entries", "[10.0.0.0/24, 10.0.2.255-10.0.3.0, 10.0.5.7/32]", true, "259", "255"},
+		{"ipv6 is never skipped", "['fd00::/120', 'fd00:1::ff-fd00:1::100']", true, "258", "258"},
+		{"top of ipv4", "[223.255.255.0/24]", true, "256", "254"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(fmt.Sprintf("address-pools:\n- {name: p, protocol: layer2, avoid-buggy-ips: %t, addresses: %s}\n", tc.avoid, tc.addresses)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := cfg.Pools[0]
+			if got := p.Size().String(); got != tc.size {
+				t.Errorf("Size() = %s, want %s", got, tc.size)
+			}
+			if got := p.UsableSize().String(); got != tc.usable {
+				t.Errorf("UsableSize() = %s, want %s", got, tc.usable)
+			}
+		})
 	}
 }
 

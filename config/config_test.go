@@ -238,15 +238,18 @@ peers:
 			},
 		},
 		{
-			name: "hold-time truncated to seconds",
+			name: "hold-time and keepalive-time truncated to seconds",
 			in: `
 peers:
 - {peer-address: 10.0.0.2, peer-asn: 1, my-asn: 2, hold-time: 3.7s}
 - {peer-address: 10.0.0.3, peer-asn: 1, my-asn: 2, hold-time: 30s, keepalive-time: 30s}
+- {peer-address: 10.0.0.4, peer-asn: 1, my-asn: 2, hold-time: 9s, keepalive-time: 9900ms}
 `,
 			want: &Config{BFDProfiles: noBFD(), Peers: []*Peer{
 				peer("10.0.0.2", 2, 1, func(p *Peer) { p.HoldTime, p.KeepaliveTime = 3*time.Second, time.Second }),
 				peer("10.0.0.3", 2, 1, func(p *Peer) { p.HoldTime, p.KeepaliveTime = 30*time.Second, 30*time.Second }),
+				// Truncated before the comparison with the hold time, as MetalLB does.
+				peer("10.0.0.4", 2, 1, func(p *Peer) { p.HoldTime, p.KeepaliveTime = 9*time.Second, 9*time.Second }),
 			}},
 		},
 		{
@@ -437,6 +440,8 @@ address-pools:
 		{"keepalive above hold", peerOK + "  hold-time: 9s\n  keepalive-time: 10s\n", ErrInvalid, `peers[0]: keepalive-time "10s": must not be greater than the hold time (9s)`},
 		{"keepalive above default hold", peerOK + "  keepalive-time: 91s\n", ErrInvalid, `keepalive-time "91s": must not be greater than the hold time (1m30s)`},
 		{"keepalive with hold 0", peerOK + "  hold-time: 0s\n  keepalive-time: 1s\n", ErrUnsupported, `hold-time "0s": 0 (no keepalives) is not supported`},
+		{"keepalive 0 unsupported", peerOK + "  keepalive-time: 0s\n", ErrUnsupported, `peers[0]: keepalive-time "0s": 0 (no keepalives) is not supported`},
+		{"keepalive below 1s truncates to 0", peerOK + "  keepalive-time: 999ms\n", ErrUnsupported, `keepalive-time "999ms": 0 (no keepalives) is not supported`},
 		{"keepalive negative", peerOK + "  keepalive-time: -1s\n", ErrInvalid, `keepalive-time "-1s": must not be negative`},
 		{"keepalive garbage", peerOK + "  keepalive-time: soon\n", ErrInvalid, `keepalive-time "soon": not a duration`},
 		{"bad router-id", peerOK + "  router-id: 1.2.3\n", ErrInvalid, `peers[0]: router-id "1.2.3"`},

@@ -144,7 +144,7 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		if p.MyASN == 0 || p.ASN == 0 || !p.Addr.IsValid() || p.Port == 0 {
 			t.Fatalf("peer %d incomplete: %+v", i, p)
 		}
-		if p.HoldTime < 3*time.Second || p.HoldTime%time.Second != 0 || p.KeepaliveTime < 0 || p.KeepaliveTime > p.HoldTime {
+		if p.HoldTime < 3*time.Second || p.HoldTime%time.Second != 0 || p.KeepaliveTime <= 0 || p.KeepaliveTime > p.HoldTime {
 			t.Fatalf("peer %d timers: hold %v keepalive %v", i, p.HoldTime, p.KeepaliveTime)
 		}
 		if p.RouterID.IsValid() && !p.RouterID.Is4() {

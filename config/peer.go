@@ -68,6 +68,12 @@ func parsePeer(rp rawPeer, p path) (*Peer, error) {
 		if d < 0 {
 			return nil, p.errorf(ErrInvalid, "keepalive-time %q: must not be negative", rp.KeepaliveTime)
 		}
+		// Whole seconds on the wire; MetalLB truncates before comparing with the hold time.
+		d = d.Truncate(time.Second)
+		if d == 0 {
+			// GoBGP replaces a keepalive interval of 0 by a third of the hold time.
+			return nil, p.errorf(ErrUnsupported, "keepalive-time %q: 0 (no keepalives) is not supported: ironlb's BGP speaker (GoBGP) would send them every hold-time/3; leave keepalive-time out for that", rp.KeepaliveTime)
+		}
 		peer.KeepaliveTime = d
 	}
 	if peer.KeepaliveTime > peer.HoldTime {

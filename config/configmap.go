@@ -18,8 +18,11 @@ import (
 // before any of it is expanded.
 func ParseConfigMap(data []byte, key string) (*Config, error) {
 	root, err := parseTree(data)
-	if err != nil || root == nil || root.Kind != yaml.MappingNode {
-		// Empty, malformed, too large or not a mapping: Parse reports it in its own words.
+	if err != nil {
+		return nil, err // malformed or too large, as the bare content would be
+	}
+	if root == nil || root.Kind != yaml.MappingNode {
+		// Empty or not a mapping: Parse reports it in its own words.
 		return Parse(data)
 	}
 	fields := map[string]*yaml.Node{}

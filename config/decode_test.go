@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestScalarsKeepText: string fields hold the scalar text as written, as MetalLB's yaml.v2
@@ -305,7 +304,7 @@ func adversarial() map[string]string {
 		"many comments":             full("", "# a comment\n", "peers: []\n"),
 		"aliases just under limit":  "a: &a [" + strings.Repeat("x,", 30_000) + "x]\npeers: [*a, *a]\n",
 		"manifest around 1 MiB":     full("apiVersion: v1\nkind: ConfigMap\ndata:\n  config: |\n    address-pools:\n", "    - {name: p, protocol: layer2, addresses: [10.0.0.0/24]}\n", ""),
-		"manifest of dense content": "apiVersion: v1\nkind: ConfigMap\ndata:\n  config: \"" + dense("address-pools: [{name: p, protocol: layer2, addresses: [", "0,", "0]}]") + "\"\n",
+		"manifest of dense content": dense("apiVersion: v1\nkind: ConfigMap\ndata:\n  config: \"address-pools: [{name: p, protocol: layer2, addresses: [", "0,", "0]}]\"\n"),
 		// Many valid entries: the overlap, name and duplicate checks must not be quadratic.
 		"distinct keys": lines("bgp-communities:\n", func(i int) string { return fmt.Sprintf("  k%d: '1:2'\n", i) }),
 		"many addresses": lines("address-pools:\n- name: p\n  protocol: layer2\n  addresses:\n",
@@ -350,11 +349,9 @@ func BenchmarkParseAdversarial(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(doc)))
 			b.ReportAllocs()
-			start := time.Now()
 			for b.Loop() {
 				_, _ = ParseConfigMap([]byte(doc), "config")
 			}
-			b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "ms/parse")
 		})
 	}
 	b.Run("alias bomb", func(b *testing.B) {

@@ -22,7 +22,8 @@ const (
 	MaxDocumentSize = 2 << 20
 	// maxNodes bounds the YAML nodes of a document, written or expanded. The parser's
 	// tree costs about 400 bytes of allocation per node, so this keeps the parse of any
-	// document well under 128 MiB; a real configuration has a few hundred nodes.
+	// document under 128 MiB (about 100 MiB at worst); a real configuration has a few
+	// hundred nodes.
 	maxNodes = 200_000
 	// maxExpansionRatio bounds the expanded document against the document as written,
 	// counting nodes and scalar bytes separately (see expansion).

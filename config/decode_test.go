@@ -324,7 +324,7 @@ func adversarial() map[string]string {
 	}
 }
 
-// TestBoundedWork: any document of about 1 MiB is parsed or refused with well under
+// TestBoundedWork: any document of about 1 MiB is parsed or refused with less than
 // 128 MiB allocated in all (issue 9: < 128 MiB and < 2 s; BenchmarkParseAdversarial
 // shows the time).
 func TestBoundedWork(t *testing.T) {

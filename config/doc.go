@@ -26,8 +26,9 @@
 // bytes and 200,000 YAML nodes (an upper bound computed from its characters before parsing),
 // and its aliases may expand it at most 4 times (or to 16,384 nodes and 1 MiB, whichever is
 // more; never beyond 200,000 nodes); an alias inside its own anchor is an error. Any input up
-// to 1 MiB is parsed or refused with well under 128 MiB allocated (TestBoundedWork,
-// BenchmarkParseAdversarial). Every later check is O(n log n).
+// to 1 MiB is parsed or refused with less than 128 MiB allocated, about 100 MiB and one
+// second at worst (TestBoundedWork, BenchmarkParseAdversarial). Every later check is
+// O(n log n).
 //
 // # Differences from MetalLB v0.12.1
 //

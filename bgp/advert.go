@@ -11,8 +11,8 @@ import (
 type Advertisement struct {
 	// Prefix is a /32 or /128 of a Service IP, or an aggregate covering it.
 	Prefix netip.Prefix
-	// LocalPref is sent to iBGP peers only; 0 lets GoBGP send its default
-	// (100) to iBGP peers.
+	// LocalPref is sent to iBGP peers only, 0 included (unset), as MetalLB's
+	// native speaker sends it.
 	LocalPref uint32
 	// Communities are standard communities, (asn<<16 | value).
 	Communities []uint32

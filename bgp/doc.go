@@ -7,7 +7,8 @@
 // session whose parameters did not change and never re-sends unchanged
 // routes. Routes carry the speaker's own session address as next hop, IPv4
 // prefixes go to IPv4 peers and IPv6 prefixes to IPv6 peers (MP-BGP), and
-// LOCAL_PREF is only sent on iBGP sessions, as MetalLB does.
+// LOCAL_PREF is only sent on iBGP sessions, and always there (0 when the
+// advertisement sets none), as MetalLB's native speaker does.
 //
 // Build turns Service IPs and a pool's bgp-advertisements into the
 // Advertisements to set, applying aggregation lengths, local preference and

@@ -383,9 +383,10 @@ func apiPath(ad Advertisement) (*api.Path, error) {
 	} else {
 		attrs = append(attrs, &api.MpReachNLRIAttribute{Family: family(false), NextHops: []string{"::"}, Nlris: []*anypb.Any{nlri}})
 	}
-	if ad.LocalPref != 0 {
-		attrs = append(attrs, &api.LocalPrefAttribute{LocalPref: ad.LocalPref})
-	}
+	// Always set, 0 when the advertisement has none: MetalLB's native speaker sends
+	// LOCAL_PREF 0 on iBGP, where GoBGP would add its default of 100. GoBGP removes the
+	// attribute on eBGP sessions.
+	attrs = append(attrs, &api.LocalPrefAttribute{LocalPref: ad.LocalPref})
 	if len(ad.Communities) > 0 {
 		attrs = append(attrs, &api.CommunitiesAttribute{Communities: ad.Communities})
 	}

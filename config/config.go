@@ -18,8 +18,8 @@ const (
 )
 
 // Config is a parsed, validated configuration. Parse guarantees that no two pool address
-// entries overlap, that pool names and BFD profile names are unique and that every peer's
-// BFD profile exists.
+// entries overlap, that no entry touches an address that can never be a Service's (see
+// doc.go), and that pool names and BFD profile names are unique.
 type Config struct {
 	Pools       []*Pool                // document order
 	Peers       []*Peer                // document order
@@ -62,14 +62,16 @@ type Peer struct {
 	Addr          netip.Addr
 	SrcAddr       netip.Addr    // zero Addr when unset
 	Port          uint16        // default 179
-	HoldTime      time.Duration // whole seconds; default 90s; 0 or at least 3s
+	HoldTime      time.Duration // whole seconds; default 90s; at least 3s (0 is refused)
 	KeepaliveTime time.Duration // default HoldTime/3, as MetalLB; never above HoldTime
 	RouterID      netip.Addr    // IPv4; zero when unset (the speaker then picks one)
 	Password      string        // TCP MD5 password; empty when unset
 	EBGPMultiHop  bool
 	// NodeSelectors restrict the nodes that peer; empty means every node.
 	NodeSelectors []NodeSelector
-	BFDProfile    string // name of an entry in Config.BFDProfiles; empty when unset
+	// BFDProfile is always empty: Parse refuses bfd-profile, as ironlb's BGP speaker has
+	// no BFD. The field stays so that code written against it keeps compiling.
+	BFDProfile string
 }
 
 // MatchesNode reports whether a node with these labels should peer: true when the peer has
@@ -133,7 +135,7 @@ func (p *Pool) Contains(ip netip.Addr) bool {
 }
 
 // Size returns the number of addresses in the pool (all of them, including those
-// AvoidBuggyIPs makes the allocator skip). It is a big.Int because an IPv6 pool can hold
+// AvoidBuggyIPs makes the allocator skip; see UsableSize). It is a big.Int because an IPv6 pool can hold
 // 2^128 addresses.
 func (p *Pool) Size() *big.Int {
 	total := new(big.Int)
@@ -141,6 +143,35 @@ func (p *Pool) Size() *big.Int {
 		total.Add(total, rangeSize(r))
 	}
 	return total
+}
+
+// UsableSize returns the number of addresses the allocator can hand out, as MetalLB counts
+// them for its pool-size metric: Size less, when AvoidBuggyIPs is set, the IPv4 addresses
+// ending in .0 or .255 (a /24 has 254). O(entries).
+func (p *Pool) UsableSize() *big.Int {
+	total := p.Size()
+	if !p.AvoidBuggyIPs {
+		return total
+	}
+	for _, r := range p.Ranges {
+		if r.From().Is4() {
+			total.Sub(total, big.NewInt(buggyIPs(r)))
+		}
+	}
+	return total
+}
+
+// buggyIPs counts the addresses of an IPv4 range ending in .0 or .255.
+func buggyIPs(r netipx.IPRange) int64 {
+	from, to := ipv4Int(r.From()), ipv4Int(r.To())
+	// Multiples of 256 in [lo, hi].
+	multiples := func(lo, hi int64) int64 { return hi>>8 - (lo+255)>>8 + 1 }
+	return multiples(from, to) + multiples(from+1, to+1) // x.0, and x.255 as (x.255)+1
+}
+
+func ipv4Int(a netip.Addr) int64 {
+	b := a.As4()
+	return int64(b[0])<<24 | int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3])
 }
 
 func rangeSize(r netipx.IPRange) *big.Int {

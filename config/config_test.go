@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -139,7 +140,7 @@ address-pools:
   - aggregation-length: 24
     aggregation-length-v6: 64
     localpref: 100
-    communities: [no-export, "64512:7", "0:5", "64512:7", "65535:65281"]
+    communities: [no-export, "64512:7", "0:5", "65535:65281"]
   - {}
 `,
 			want: &Config{BFDProfiles: noBFD(), Pools: []*Pool{{
@@ -202,7 +203,6 @@ peers:
   router-id: 10.10.10.10
   password: 12345
   ebgp-multihop: true
-  bfd-profile: fast
   node-selectors:
   - match-labels:
       kubernetes.io/hostname: kind-worker
@@ -224,7 +224,6 @@ peers:
 					p.RouterID = addr("10.10.10.10")
 					p.Password = "12345"
 					p.EBGPMultiHop = true
-					p.BFDProfile = "fast"
 					p.NodeSelectors = []NodeSelector{
 						{
 							MatchLabels: map[string]string{"kubernetes.io/hostname": "kind-worker"},
@@ -239,18 +238,58 @@ peers:
 			},
 		},
 		{
-			name: "hold-time 0 disables keepalives; hold-time truncated to seconds",
+			name: "hold-time and keepalive-time truncated to seconds",
 			in: `
 peers:
-- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, hold-time: 0s}
 - {peer-address: 10.0.0.2, peer-asn: 1, my-asn: 2, hold-time: 3.7s}
 - {peer-address: 10.0.0.3, peer-asn: 1, my-asn: 2, hold-time: 30s, keepalive-time: 30s}
+- {peer-address: 10.0.0.4, peer-asn: 1, my-asn: 2, hold-time: 9s, keepalive-time: 9900ms}
 `,
 			want: &Config{BFDProfiles: noBFD(), Peers: []*Peer{
-				peer("10.0.0.1", 2, 1, func(p *Peer) { p.HoldTime, p.KeepaliveTime = 0, 0 }),
 				peer("10.0.0.2", 2, 1, func(p *Peer) { p.HoldTime, p.KeepaliveTime = 3*time.Second, time.Second }),
 				peer("10.0.0.3", 2, 1, func(p *Peer) { p.HoldTime, p.KeepaliveTime = 30*time.Second, 30*time.Second }),
+				// Truncated before the comparison with the hold time, as MetalLB does.
+				peer("10.0.0.4", 2, 1, func(p *Peer) { p.HoldTime, p.KeepaliveTime = 9*time.Second, 9*time.Second }),
 			}},
+		},
+		{
+			// MetalLB compares advertisements as written: these differ, and announce alike.
+			name: "advertisements that differ only as written are accepted, as MetalLB does",
+			in: "bgp-communities: {ne: '65535:65281'}\naddress-pools:\n- name: b\n  protocol: bgp\n  addresses: [10.0.0.0/24]\n" +
+				"  bgp-advertisements: [{}, {aggregation-length: 32}, {communities: []}, {communities: [ne, '65535:65281', '007:8', '7:8']}]\n",
+			want: &Config{BFDProfiles: noBFD(), Pools: []*Pool{{
+				Name: "b", Protocol: BGP, AutoAssign: true,
+				Ranges: []netipx.IPRange{rng("10.0.0.0-10.0.0.255")}, CIDRs: pfxs("10.0.0.0/24"),
+				BGPAdvertisements: []*BGPAdvertisement{
+					{AggregationLength: 32, AggregationLengthV6: 128},
+					{AggregationLength: 32, AggregationLengthV6: 128},
+					{AggregationLength: 32, AggregationLengthV6: 128},
+					{AggregationLength: 32, AggregationLengthV6: 128, Communities: []Community{{7, 8}, {65535, 65281}}},
+				},
+			}}},
+		},
+		{
+			// An empty selector next to another: MetalLB's selector lists differ, so do ours.
+			name: "peers whose selector lists differ are two sessions",
+			in:   "peers:\n- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2}\n- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, node-selectors: [{}, {match-labels: {a: b}}]}\n",
+			want: &Config{BFDProfiles: noBFD(), Peers: []*Peer{
+				peer("10.0.0.1", 2, 1),
+				peer("10.0.0.1", 2, 1, func(p *Peer) {
+					p.NodeSelectors = []NodeSelector{{}, {MatchLabels: map[string]string{"a": "b"}}}
+				}),
+			}},
+		},
+		{
+			name: "addresses next to the special blocks are fine",
+			in:   "address-pools:\n- {name: p, protocol: layer2, addresses: [0.0.0.1-0.0.0.9, 126.255.255.0/24, 128.0.0.0/24, 223.255.255.255/32, 255.255.255.254/32, '::2/128', 'fe7f::/16', 'fec0::/10']}\n",
+			want: &Config{BFDProfiles: noBFD(), Pools: []*Pool{{
+				Name: "p", Protocol: Layer2, AutoAssign: true,
+				Ranges: []netipx.IPRange{rng("0.0.0.1-0.0.0.9"), rng("126.255.255.0-126.255.255.255"), rng("128.0.0.0-128.0.0.255"),
+					rng("223.255.255.255-223.255.255.255"), rng("255.255.255.254-255.255.255.254"), rng("::2-::2"),
+					rng("fe7f::-fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), rng("fec0::-feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")},
+				CIDRs: pfxs("0.0.0.1/32", "0.0.0.2/31", "0.0.0.4/30", "0.0.0.8/31", "126.255.255.0/24", "128.0.0.0/24", "223.255.255.255/32", "255.255.255.254/32",
+					"::2/128", "fe7f::/16", "fec0::/10"),
+			}}},
 		},
 		{
 			name: "same router on two ports is two sessions",
@@ -332,6 +371,30 @@ address-pools:
 			`address-pools[1] "b": addresses[0] "fd00::ffff-fd00:0:0:1::1" overlaps with address-pools[0] "a" addresses[0] "fd00::/64"`},
 		{"advertisements in a layer2 pool", l2 + "[10.0.0.0/24]\n  bgp-advertisements: [{}]\n", ErrInvalid, `address-pools[0] "p": bgp-advertisements: only allowed in a bgp pool`},
 
+		// Addresses that can never be a Service's (ironlb only; MetalLB accepts them).
+		{"everything v4", l2 + "[0.0.0.0/0]\n", ErrInvalid, `address-pools[0] "p": addresses[0] "0.0.0.0/0": includes 0.0.0.0/32 (the unspecified address), where no Service can be reached`},
+		{"everything v6", l2 + "['::/0']\n", ErrInvalid, `addresses[0] "::/0": includes ::/128 (the unspecified address)`},
+		{"unspecified v4", l2 + "[0.0.0.0/32]\n", ErrInvalid, `includes 0.0.0.0/32 (the unspecified address)`},
+		{"range from unspecified", l2 + "[0.0.0.0-0.0.0.9]\n", ErrInvalid, `addresses[0] "0.0.0.0-0.0.0.9": includes 0.0.0.0/32`},
+		{"loopback v4", l2 + "[127.0.0.1/32]\n", ErrInvalid, `includes 127.0.0.0/8 (loopback addresses)`},
+		{"range touching loopback", l2 + "[126.255.255.250-127.0.0.0]\n", ErrInvalid, `includes 127.0.0.0/8 (loopback addresses)`},
+		{"loopback v6", l2 + "['::1/128']\n", ErrInvalid, `includes ::1/128 (the loopback address)`},
+		{"link-local v4", l2 + "[169.254.10.0/24]\n", ErrInvalid, `includes 169.254.0.0/16 (link-local addresses)`},
+		{"link-local v6", l2 + "['fe80::1-fe80::9']\n", ErrInvalid, `includes fe80::/10 (link-local addresses)`},
+		{"multicast v4", l2 + "[239.1.1.0/24]\n", ErrInvalid, `includes 224.0.0.0/4 (multicast addresses)`},
+		{"range into multicast", l2 + "[223.255.255.0-224.0.0.5]\n", ErrInvalid, `includes 224.0.0.0/4 (multicast addresses)`},
+		{"multicast v6", l2 + "['ff02::/64']\n", ErrInvalid, `includes ff00::/8 (multicast addresses)`},
+		{"limited broadcast", l2 + "[255.255.255.255/32]\n", ErrInvalid, `includes 255.255.255.255/32 (the limited broadcast address)`},
+		{"ipv4-mapped v6 space", l2 + "['::fffe:0:0/95']\n", ErrInvalid, `includes ::ffff:0.0.0.0/96 (IPv4-mapped addresses`},
+		{"special range in a later entry", l2 + "[10.0.0.0/24, 127.0.0.0/8]\n", ErrInvalid, `address-pools[0] "p": addresses[1] "127.0.0.0/8": includes 127.0.0.0/8`},
+
+		// Names (ironlb only: MetalLB accepts control characters).
+		{"newline in pool name", "address-pools:\n- {name: \"a\\nb\", protocol: layer2, addresses: [10.0.0.0/24]}\n", ErrInvalid, `address-pools[0] "a\nb": name "a\nb": control character U+000A at byte 1`},
+		{"escape in pool name", "address-pools:\n- {name: \"\\e[31mred\", protocol: layer2, addresses: [10.0.0.0/24]}\n", ErrInvalid, `control character U+001B at byte 0`},
+		{"tab in community name", "bgp-communities: {\"a\\tb\": '1:2'}\n", ErrInvalid, `bgp-communities "a\tb": invalid name: control character U+0009`},
+		{"C1 control in bfd profile name", "bfd-profiles:\n- name: \"x\\u0085\"\n", ErrInvalid, `bfd-profiles[0] "x\u0085": name "x\u0085": control character U+0085`},
+		{"invalid utf-8 in the document", "address-pools:\n- {name: \xff, protocol: layer2, addresses: [10.0.0.0/24]}\n", ErrSyntax, `could not parse YAML`},
+
 		// Advertisements.
 		{"aggregation-length above 32", bgp + "[10.0.0.0/24]\n  bgp-advertisements: [{aggregation-length: 33}]\n", ErrInvalid,
 			`address-pools[0] "p": bgp-advertisements[0]: aggregation-length 33: must be from 0 to 32`},
@@ -350,6 +413,14 @@ address-pools:
 			`address-pools[0] "p": bgp-advertisements[0]: communities[0] "1:2:3": neither a bgp-communities name nor a community`},
 		{"unknown community name", bgp + "[10.0.0.0/24]\n  bgp-advertisements: [{communities: ['0:1', no-export]}]\n", ErrInvalid, `communities[1] "no-export": neither`},
 		{"community half too big", bgp + "[10.0.0.0/24]\n  bgp-advertisements: [{communities: ['65536:1']}]\n", ErrInvalid, `first half "65536" is not a number from 0 to 65535`},
+		// MetalLB v0.12.1 refuses these too.
+		{"identical advertisements", bgp + "[10.0.0.0/24]\n  bgp-advertisements:\n  - {aggregation-length: 32, communities: ['1:1']}\n  - {localpref: 5}\n  - {aggregation-length: 32, communities: ['1:1']}\n", ErrDuplicate,
+			`address-pools[0] "p": bgp-advertisements[2]: same as bgp-advertisements[0]`},
+		{"two empty advertisements", bgp + "[10.0.0.0/24]\n  bgp-advertisements: [{}, {}]\n", ErrDuplicate, `bgp-advertisements[1]: same as bgp-advertisements[0]`},
+		{"identical through numbers written differently", bgp + "[10.0.0.0/24]\n  bgp-advertisements: [{localpref: 16}, {localpref: 0x10}]\n", ErrDuplicate, `bgp-advertisements[1]: same as bgp-advertisements[0]`},
+		{"community listed twice", bgp + "[10.0.0.0/24]\n  bgp-advertisements: [{communities: ['1:2', '3:4', '1:2']}]\n", ErrDuplicate,
+			`address-pools[0] "p": bgp-advertisements[0]: communities[2] "1:2": already listed as communities[0]`},
+		{"community name listed twice", "bgp-communities: {ne: '65535:65281'}\n" + bgp + "[10.0.0.0/24]\n  bgp-advertisements: [{communities: [ne, ne]}]\n", ErrDuplicate, `communities[1] "ne": already listed as communities[0]`},
 		{"bad bgp-communities value", "bgp-communities:\n  x: '1:99999'\n", ErrInvalid, `bgp-communities "x": value "1:99999": second half "99999"`},
 		{"bgp-communities value not a string", "bgp-communities:\n  x: [1]\n", ErrType, `bgp-communities "x" (a list): must be a string`},
 
@@ -358,13 +429,19 @@ address-pools:
 		{"missing peer-asn", "peers:\n- {peer-address: 10.0.0.1, my-asn: 1}\n", ErrMissing, "peers[0]: peer-asn: missing"},
 		{"missing peer-address", "peers:\n- {peer-asn: 1, my-asn: 2}\n", ErrMissing, "peers[0]: peer-address: missing"},
 		{"bad peer-address", "peers:\n- {peer-asn: 1, my-asn: 2, peer-address: 10.0.0.256}\n", ErrInvalid, `peers[0]: peer-address "10.0.0.256"`},
-		{"hold-time below 3s", peerOK + "  hold-time: 2s\n", ErrInvalid, `peers[0]: hold-time "2s": must be 0 or at least 3s`},
-		{"hold-time 2.9s truncates to 2s", peerOK + "  hold-time: 2900ms\n", ErrInvalid, `hold-time "2900ms": must be 0 or at least 3s`},
-		{"hold-time negative", peerOK + "  hold-time: -10s\n", ErrInvalid, `hold-time "-10s": must be 0 or at least 3s`},
+		{"hold-time below 3s", peerOK + "  hold-time: 2s\n", ErrInvalid, `peers[0]: hold-time "2s": must be at least 3s`},
+		{"hold-time 2.9s truncates to 2s", peerOK + "  hold-time: 2900ms\n", ErrInvalid, `hold-time "2900ms": must be at least 3s`},
+		{"hold-time negative", peerOK + "  hold-time: -10s\n", ErrInvalid, `hold-time "-10s": must be at least 3s`},
+		// GoBGP cannot offer a zero hold time (it substitutes 90s); MetalLB's native speaker can.
+		{"hold-time 0 unsupported", peerOK + "  hold-time: 0s\n", ErrUnsupported, `peers[0]: hold-time "0s": 0 (no keepalives) is not supported`},
+		{"hold-time 0 without unit", peerOK + "  hold-time: 0\n", ErrUnsupported, `hold-time "0": 0 (no keepalives) is not supported`},
+		{"hold-time below 1s truncates to 0", peerOK + "  hold-time: 500ms\n", ErrUnsupported, `hold-time "500ms": 0 (no keepalives) is not supported`},
 		{"hold-time without unit", peerOK + "  hold-time: 90\n", ErrInvalid, `hold-time "90": not a duration`},
 		{"keepalive above hold", peerOK + "  hold-time: 9s\n  keepalive-time: 10s\n", ErrInvalid, `peers[0]: keepalive-time "10s": must not be greater than the hold time (9s)`},
 		{"keepalive above default hold", peerOK + "  keepalive-time: 91s\n", ErrInvalid, `keepalive-time "91s": must not be greater than the hold time (1m30s)`},
-		{"keepalive with hold 0", peerOK + "  hold-time: 0s\n  keepalive-time: 1s\n", ErrInvalid, `keepalive-time "1s": must not be greater`},
+		{"keepalive with hold 0", peerOK + "  hold-time: 0s\n  keepalive-time: 1s\n", ErrUnsupported, `hold-time "0s": 0 (no keepalives) is not supported`},
+		{"keepalive 0 unsupported", peerOK + "  keepalive-time: 0s\n", ErrUnsupported, `peers[0]: keepalive-time "0s": 0 (no keepalives) is not supported`},
+		{"keepalive below 1s truncates to 0", peerOK + "  keepalive-time: 999ms\n", ErrUnsupported, `keepalive-time "999ms": 0 (no keepalives) is not supported`},
 		{"keepalive negative", peerOK + "  keepalive-time: -1s\n", ErrInvalid, `keepalive-time "-1s": must not be negative`},
 		{"keepalive garbage", peerOK + "  keepalive-time: soon\n", ErrInvalid, `keepalive-time "soon": not a duration`},
 		{"bad router-id", peerOK + "  router-id: 1.2.3\n", ErrInvalid, `peers[0]: router-id "1.2.3"`},
@@ -372,7 +449,16 @@ address-pools:
 		{"bad source-address", peerOK + "  source-address: here\n", ErrInvalid, `peers[0]: source-address "here"`},
 		{"ebgp-multihop on ibgp", "peers:\n- {peer-address: 10.0.0.1, peer-asn: 7, my-asn: 7, ebgp-multihop: true}\n", ErrInvalid, "peers[0]: ebgp-multihop true: not allowed for an iBGP peer"},
 		{"duplicate peer", peerOK + "- peer-address: 10.0.0.1\n  peer-asn: 64501\n  my-asn: 64500\n", ErrDuplicate, `peers[1]: peer-address "10.0.0.1": same session as peers[0]`},
-		{"unknown bfd-profile", peerOK + "  bfd-profile: fast\n", ErrUnknownReference, `peers[0]: bfd-profile "fast": no such profile`},
+		// MetalLB turns no selector and an empty one alike into "every node".
+		{"duplicate peer but for an empty selector", peerOK + "- peer-address: 10.0.0.1\n  peer-asn: 64501\n  my-asn: 64500\n  node-selectors: [{}]\n", ErrDuplicate, `peers[1]: peer-address "10.0.0.1": same session as peers[0]`},
+		{"duplicate peer, selector written two ways", "peers:\n" +
+			"- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, node-selectors: [{match-labels: {a: b, c: d}, match-expressions: [{key: e, operator: In, values: [y, x, x]}]}]}\n" +
+			"- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, node-selectors: [{match-expressions: [{key: e, operator: In, values: [x, y]}], match-labels: {c: d, a: b}}]}\n",
+			ErrDuplicate, `peers[1]: peer-address "10.0.0.1": same session as peers[0]`},
+		{"duplicate peer through an ipv4-mapped address", peerOK + "- {peer-address: '::ffff:10.0.0.1', peer-asn: 64501, my-asn: 64500}\n", ErrDuplicate, `same session as peers[0]`},
+		// No BFD in GoBGP; MetalLB's native speaker refuses it too.
+		{"bfd-profile unsupported", "bfd-profiles: [{name: fast}]\n" + peerOK + "  bfd-profile: fast\n", ErrUnsupported, `peers[0]: bfd-profile "fast": not supported: ironlb's BGP speaker (GoBGP) has no BFD`},
+		{"unknown bfd-profile unsupported too", peerOK + "  bfd-profile: fast\n", ErrUnsupported, `peers[0]: bfd-profile "fast": not supported`},
 
 		// Node selectors.
 		{"unknown operator", peerOK + "  node-selectors: [{match-expressions: [{key: a, operator: Equals, values: [b]}]}]\n", ErrInvalid,
@@ -465,6 +551,44 @@ address-pools:
 	}
 	if got := cfg.PoolByName("six").Size().String(); got != "18446744073709551616" {
 		t.Errorf("six.Size() = %s, want 2^64", got)
+	}
+}
+
+func TestUsableSize(t *testing.T) {
+	tests := []struct {
+		name      string
+		addresses string
+		avoid     bool
+		size      string
+		usable    string
+	}{
+		{"a /24", "[10.0.0.0/24]", false, "256", "256"},
+		{"a /24 avoiding buggy IPs, as MetalLB counts it", "[10.0.0.0/24]", true, "256", "254"},
+		{"a /16 avoiding buggy IPs", "[10.1.0.0/16]", true, "65536", "65024"},
+		{"a /25 holds one .0", "[10.0.0.0/25]", true, "128", "127"},
+		{"an upper /25 holds one .255", "[10.0.0.128/25]", true, "128", "127"},
+		{"a range across a boundary", "[10.0.0.250-10.0.1.5]", true, "12", "10"},
+		{"a range of one .0", "[10.0.1.0-10.0.1.0]", true, "1", "0"},
+		{"a range of one .255", "[10.0.1.255/32]", true, "1", "0"},
+		{"a range inside a /24", "[10.0.1.1-10.0.1.254]", true, "254", "254"},
+		{"several entries", "[10.0.0.0/24, 10.0.2.255-10.0.3.0, 10.0.5.7/32]", true, "259", "255"},
+		{"ipv6 is never skipped", "['fd00::/120', 'fd00:1::ff-fd00:1::100']", true, "258", "258"},
+		{"top of ipv4", "[223.255.255.0/24]", true, "256", "254"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(fmt.Sprintf("address-pools:\n- {name: p, protocol: layer2, avoid-buggy-ips: %t, addresses: %s}\n", tc.avoid, tc.addresses)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := cfg.Pools[0]
+			if got := p.Size().String(); got != tc.size {
+				t.Errorf("Size() = %s, want %s", got, tc.size)
+			}
+			if got := p.UsableSize().String(); got != tc.usable {
+				t.Errorf("UsableSize() = %s, want %s", got, tc.usable)
+			}
+		})
 	}
 }
 

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"bytes"
 	"cmp"
+	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,7 +24,17 @@ var fuzzSeeds = []string{
 	"peers: [{hold-time: 2s}]",
 	"- 1\n- 2\n",
 	"address-pools:\n- name: a\n  name: b\n",
+	"peers:\n- &p {peer-address: 10.0.0.1, peer-asn: 0x10, my-asn: 0123, password: 0123}\n- <<: *p\n  peer-port: 1_179\n",
+	"a: &a [x, x, x, x]\nb: &b [*a, *a, *a, *a]\nc: [*b, *b, *b, *b]\n",
+	"peers: &a [*a]\n",
+	"address-pools:\n- {name: \"a\\tb\", protocol: layer2, addresses: ['0.0.0.0/0', 127.0.0.1/32]}\n",
+	"address-pools:\n- name: b\n  protocol: bgp\n  addresses: [10.0.0.0/24]\n  bgp-advertisements: [{communities: ['1:2', '1:2']}, {}, {}]\n",
 }
+
+// allocBudget is what Parse may allocate for a document of n bytes: the YAML tree costs
+// up to about 450 bytes per input byte for the densest documents, and the node bounds cap
+// the total below 128 MiB (TestBoundedWork).
+func allocBudget(n int) uint64 { return 4<<20 + 600*uint64(n) }
 
 // FuzzParse checks that Parse never panics and that whatever it accepts satisfies the
 // guarantees the rest of ironlb relies on.
@@ -30,7 +43,17 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := Parse(data)
+		var cfg *Config
+		var err error
+		// The work is bounded by the input: what Parse allocates (an upper bound of the
+		// memory it holds, and of its time, which is linear in it) stays within budget.
+		if n := allocated(func() { cfg, err = Parse(data) }); n > allocBudget(len(data)) {
+			t.Fatalf("Parse of %d bytes allocated %d bytes, budget %d", len(data), n, allocBudget(len(data)))
+		}
+		// Expansion limits only ever refuse documents with aliases.
+		if errors.Is(err, ErrTooLarge) && strings.Contains(err.Error(), "expands") && !bytes.Contains(data, []byte("*")) {
+			t.Fatalf("document without aliases refused as expanding: %v", err)
+		}
 		if err != nil {
 			if cfg != nil {
 				t.Fatalf("Parse returned both a config and error %v", err)
@@ -121,17 +144,17 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		if p.MyASN == 0 || p.ASN == 0 || !p.Addr.IsValid() || p.Port == 0 {
 			t.Fatalf("peer %d incomplete: %+v", i, p)
 		}
-		if (p.HoldTime != 0 && p.HoldTime < 3*time.Second) || p.HoldTime%time.Second != 0 || p.KeepaliveTime < 0 || p.KeepaliveTime > p.HoldTime {
+		if p.HoldTime < 3*time.Second || p.HoldTime%time.Second != 0 || p.KeepaliveTime <= 0 || p.KeepaliveTime > p.HoldTime {
 			t.Fatalf("peer %d timers: hold %v keepalive %v", i, p.HoldTime, p.KeepaliveTime)
 		}
 		if p.RouterID.IsValid() && !p.RouterID.Is4() {
 			t.Fatalf("peer %d router id %v", i, p.RouterID)
 		}
-		if p.BFDProfile != "" && cfg.BFDProfiles[p.BFDProfile] == nil {
-			t.Fatalf("peer %d refers to missing BFD profile %q", i, p.BFDProfile)
+		if p.BFDProfile != "" {
+			t.Fatalf("peer %d has BFD profile %q, which Parse refuses", i, p.BFDProfile)
 		}
 		for j := range i {
-			if reflect.DeepEqual(cfg.Peers[j], p) {
+			if reflect.DeepEqual(cfg.Peers[j], p) || peerKey(cfg.Peers[j]) == peerKey(p) {
 				t.Fatalf("peers %d and %d are the same session", j, i)
 			}
 		}

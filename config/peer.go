@@ -3,7 +3,8 @@ package config
 import (
 	"fmt"
 	"net/netip"
-	"reflect"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -32,7 +33,10 @@ func parsePeer(rp rawPeer, p path) (*Peer, error) {
 		HoldTime:     90 * time.Second,
 		Password:     rp.Password,
 		EBGPMultiHop: rp.EBGPMultiHop,
-		BFDProfile:   rp.BFDProfile,
+	}
+	if rp.BFDProfile != "" {
+		// MetalLB's native BGP speaker refuses it too; only its FRR mode has BFD.
+		return nil, p.errorf(ErrUnsupported, "bfd-profile %q: not supported: ironlb's BGP speaker (GoBGP) has no BFD; remove bfd-profile from the peer", rp.BFDProfile)
 	}
 	if rp.Port != 0 {
 		peer.Port = rp.Port
@@ -44,8 +48,14 @@ func parsePeer(rp rawPeer, p path) (*Peer, error) {
 		}
 		// BGP carries whole seconds; MetalLB truncates and then applies RFC 4271's rule.
 		d = d.Truncate(time.Second)
-		if d != 0 && d < 3*time.Second {
-			return nil, p.errorf(ErrInvalid, "hold-time %q: must be 0 or at least 3s", rp.HoldTime)
+		if d == 0 {
+			// RFC 4271 lets a speaker offer 0 (no keepalives, no hold timer), and MetalLB's
+			// native speaker does; GoBGP replaces a configured 0 by its default of 90s, so
+			// ironlb cannot offer it. Refuse it rather than run another hold time.
+			return nil, p.errorf(ErrUnsupported, "hold-time %q: 0 (no keepalives) is not supported: ironlb's BGP speaker (GoBGP) always offers a hold time; use at least 3s", rp.HoldTime)
+		}
+		if d < 3*time.Second {
+			return nil, p.errorf(ErrInvalid, "hold-time %q: must be at least 3s", rp.HoldTime)
 		}
 		peer.HoldTime = d
 	}
@@ -57,6 +67,12 @@ func parsePeer(rp rawPeer, p path) (*Peer, error) {
 		}
 		if d < 0 {
 			return nil, p.errorf(ErrInvalid, "keepalive-time %q: must not be negative", rp.KeepaliveTime)
+		}
+		// Whole seconds on the wire; MetalLB truncates before comparing with the hold time.
+		d = d.Truncate(time.Second)
+		if d == 0 {
+			// GoBGP replaces a keepalive interval of 0 by a third of the hold time.
+			return nil, p.errorf(ErrUnsupported, "keepalive-time %q: 0 (no keepalives) is not supported: ironlb's BGP speaker (GoBGP) would send them every hold-time/3; leave keepalive-time out for that", rp.KeepaliveTime)
 		}
 		peer.KeepaliveTime = d
 	}
@@ -91,10 +107,51 @@ func parsePeer(rp rawPeer, p path) (*Peer, error) {
 	return peer, nil
 }
 
-// peersEqual is MetalLB's duplicate-peer rule: two entries that resolve to exactly the same
-// session settings are a mistake.
-func peersEqual(a, b *Peer) bool {
-	return reflect.DeepEqual(a, b)
+// peerKey identifies a peer's session settings for MetalLB's duplicate-peer rule: two
+// entries with the same key are a mistake. Node selectors compare as MetalLB compares its
+// parsed label selectors: an empty list is the same as a list of one empty selector
+// (both select every node), requirements compare in key order and values as sets; the
+// order of the selectors themselves counts.
+func peerKey(p *Peer) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d|%d|%s|%s|%d|%d|%d|%s|%q|%t|", p.MyASN, p.ASN, p.Addr, p.SrcAddr, p.Port,
+		p.HoldTime, p.KeepaliveTime, p.RouterID, p.Password, p.EBGPMultiHop)
+	sels := p.NodeSelectors
+	if len(sels) == 0 {
+		sels = []NodeSelector{{}}
+	}
+	for _, s := range sels {
+		b.WriteString("{")
+		for _, r := range canonicalRequirements(s) {
+			fmt.Fprintf(&b, "%q %s %q;", r.Key, r.Operator, r.Values)
+		}
+		b.WriteString("}")
+	}
+	return b.String()
+}
+
+// canonicalRequirements returns the selector as one sorted list of requirements, the
+// match-labels as "=" requirements, each requirement's values sorted and deduplicated.
+func canonicalRequirements(s NodeSelector) []SelectorRequirement {
+	var out []SelectorRequirement
+	for k, v := range s.MatchLabels {
+		out = append(out, SelectorRequirement{Key: k, Operator: "=", Values: []string{v}})
+	}
+	for _, r := range s.MatchExpressions {
+		vals := slices.Clone(r.Values)
+		slices.Sort(vals)
+		out = append(out, SelectorRequirement{Key: r.Key, Operator: r.Operator, Values: slices.Compact(vals)})
+	}
+	slices.SortFunc(out, func(a, b SelectorRequirement) int {
+		if c := strings.Compare(a.Key, b.Key); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Operator, b.Operator); c != 0 {
+			return c
+		}
+		return slices.Compare(a.Values, b.Values)
+	})
+	return out
 }
 
 // String identifies the peer in logs: "10.0.0.1:179 (AS 64512)".

@@ -18,8 +18,9 @@ Checks a MetalLB v0.12 configuration exactly as the controller and speaker load 
 FILE is either a whole ConfigMap manifest (the configuration is read from data[KEY]) or
 the bare configuration content. FILE "-", the default, reads standard input.
 
-On success prints OK, then one line per address pool (protocol, address count, addresses)
-and one per BGP peer, and exits 0. Otherwise prints why to standard error and exits 1
+On success prints OK, then one line per address pool (protocol, number of addresses the
+allocator can hand out, as MetalLB counts them, and the addresses) and one per BGP peer,
+and exits 0. A manifest without KEY holds an empty configuration, as in MetalLB. Otherwise prints why to standard error and exits 1
 (2 for a usage error).
 
 Flags:
@@ -88,12 +89,13 @@ func displayName(file string) string {
 // `pool "default": layer2, 51 addresses: 172.18.255.200-172.18.255.250`.
 func describePool(p *config.Pool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "pool %q: %s, %s addresses", p.Name, p.Protocol, p.Size())
+	// The usable count, as MetalLB's pool-size metric counts it.
+	fmt.Fprintf(&b, "pool %q: %s, %s addresses", p.Name, p.Protocol, p.UsableSize())
+	if p.AvoidBuggyIPs {
+		fmt.Fprintf(&b, " (of %s, avoiding .0/.255)", p.Size())
+	}
 	if !p.AutoAssign {
 		b.WriteString(", auto-assign off")
-	}
-	if p.AvoidBuggyIPs {
-		b.WriteString(", avoiding .0/.255")
 	}
 	ranges := make([]string, len(p.Ranges))
 	for i, r := range p.Ranges {

@@ -95,11 +95,41 @@ func TestRunConfigValidate(t *testing.T) {
 		},
 		{
 			name: "invalid on stdin", stdin: "peers:\n- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, hold-time: 2s}\n", wantCode: 1, wantNoOut: true,
-			wantErr: `<stdin>: invalid configuration: peers[0]: hold-time "2s": must be 0 or at least 3s`,
+			wantErr: `<stdin>: invalid configuration: peers[0]: hold-time "2s": must be at least 3s`,
 		},
 		{
-			name: "manifest without the key", args: []string{"-f", noKey}, wantCode: 1, wantNoOut: true,
-			wantErr: `ConfigMap data has no key "config"`,
+			// As MetalLB: a missing key reads as "", an empty configuration.
+			name: "manifest without the key is empty", args: []string{"-f", noKey}, wantCode: 0, wantNoErrs: true, wantOut: []string{"OK\n"},
+		},
+		{
+			name: "usable count with avoid-buggy-ips, as MetalLB counts it", wantCode: 0, wantNoErrs: true,
+			stdin:   "address-pools:\n- {name: a, protocol: layer2, avoid-buggy-ips: true, auto-assign: false, addresses: [10.0.0.0/24, 10.0.1.250-10.0.2.5]}\n",
+			wantOut: []string{"OK", `pool "a": layer2, 264 addresses (of 268, avoiding .0/.255), auto-assign off: 10.0.0.0-10.0.0.255 10.0.1.250-10.0.2.5`},
+		},
+		{
+			name: "bfd-profile refused", wantCode: 1, wantNoOut: true,
+			stdin:   "bfd-profiles: [{name: f}]\npeers:\n- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, bfd-profile: f}\n",
+			wantErr: `peers[0]: bfd-profile "f": not supported: ironlb's BGP speaker (GoBGP) has no BFD`,
+		},
+		{
+			name: "hold-time 0 refused", wantCode: 1, wantNoOut: true,
+			stdin:   "peers:\n- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, hold-time: 0s}\n",
+			wantErr: `peers[0]: hold-time "0s": 0 (no keepalives) is not supported`,
+		},
+		{
+			name: "pool of every address refused", wantCode: 1, wantNoOut: true,
+			stdin:   "address-pools:\n- {name: all, protocol: layer2, addresses: [0.0.0.0/0]}\n",
+			wantErr: `address-pools[0] "all": addresses[0] "0.0.0.0/0": includes 0.0.0.0/32 (the unspecified address)`,
+		},
+		{
+			name: "alias bomb refused", wantCode: 1, wantNoOut: true,
+			stdin:   "address-pools:\n- name: &a \"" + strings.Repeat("A", 100_000) + "\"\n  addresses: [" + strings.Repeat("*a, ", 9_999) + "*a]\n",
+			wantErr: "document expands, through its YAML aliases",
+		},
+		{
+			name: "password kept as written", wantCode: 0,
+			stdin:   "peers:\n- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, password: 0123}\n",
+			wantOut: []string{"OK", "password set"},
 		},
 		{
 			name: "other key", args: []string{"-f", noKey, "-key", "other"}, wantCode: 0, wantOut: []string{"OK"},

@@ -71,13 +71,12 @@ type Controller struct {
 
 	ready atomic.Bool
 
-	mu        sync.Mutex // guards the fields below; held only for bookkeeping, never during API calls
-	alloc     *ipam.Allocator
-	cfg       *config.Config    // the configuration in force (last good one); nil until one loaded
-	cfgRV     string            // resourceVersion of the ConfigMap last looked at
-	pending   map[string]bool   // Services waiting for an address; retried when addresses free up
-	reassign  map[string]string // Services whose address left every pool, with the reason
-	lastStats map[string]bool   // pools currently exported in metrics
+	mu       sync.Mutex // guards the fields below; held only for bookkeeping, never during API calls
+	alloc    *ipam.Allocator
+	cfg      *config.Config    // the configuration in force (last good one); nil until one loaded
+	cfgRV    string            // resourceVersion of the ConfigMap last looked at
+	pending  map[string]bool   // Services waiting for an address; retried when addresses free up
+	reassign map[string]string // Services whose address left every pool, with the reason
 }
 
 // New wires informers, the workqueue and the event recorder. Nothing runs until Run.
@@ -101,14 +100,13 @@ func New(opts Options) (*Controller, error) {
 		opts.Resync = 10 * time.Minute
 	}
 	c := &Controller{
-		opts:      opts,
-		log:       opts.Logger,
-		client:    opts.Client,
-		metrics:   newMetrics(opts.Registerer),
-		alloc:     ipam.New(),
-		pending:   map[string]bool{},
-		reassign:  map[string]string{},
-		lastStats: map[string]bool{},
+		opts:     opts,
+		log:      opts.Logger,
+		client:   opts.Client,
+		metrics:  newMetrics(opts.Registerer),
+		alloc:    ipam.New(),
+		pending:  map[string]bool{},
+		reassign: map[string]string{},
 	}
 	c.events = record.NewBroadcaster()
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "ironlb-controller"})
@@ -170,6 +168,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	if workers < 1 {
 		workers = 1
 	}
+	defer c.metrics.register(c.poolMetrics)()
 	c.events.StartStructuredLogging(0)
 	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	defer c.events.Shutdown()
@@ -217,6 +216,7 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 	} else {
 		err = c.syncService(ctx, key)
 	}
+	c.metrics.config.Synced(err)
 	if err != nil {
 		c.log.Warn("sync failed, will retry", "key", printableKey(key), "error", err)
 		c.queue.AddRateLimited(key)
@@ -270,7 +270,6 @@ func (c *Controller) restore() {
 		}
 		restored++
 	}
-	c.updatePoolMetrics()
 	c.log.Info("restored existing assignments", "restored", restored, "failed", failed)
 }
 

@@ -19,7 +19,7 @@ import (
 var everything = labels.Everything()
 
 // syncConfig loads the ConfigMap. A document that does not parse is reported (Event on the
-// ConfigMap, log, ironlb_config_stale) and the configuration in force stays.
+// ConfigMap, log, metallb_k8s_client_config_stale_bool) and the configuration in force stays.
 func (c *Controller) syncConfig(ctx context.Context) error {
 	cm, err := c.configMaps.ConfigMaps(c.opts.Namespace).Get(c.opts.ConfigName)
 	if apierrors.IsNotFound(err) {
@@ -72,7 +72,6 @@ func (c *Controller) syncConfig(ctx context.Context) error {
 	for _, key := range released {
 		c.reassign[key] = "its address left every address pool in the new configuration"
 	}
-	c.updatePoolMetrics()
 	c.mu.Unlock()
 	// Any Service may be affected: pending ones may now fit, pool annotations may now resolve.
 	c.enqueueAll()
@@ -151,7 +150,6 @@ func (c *Controller) syncService(ctx context.Context, key string) error {
 	} else {
 		c.pending[key] = true
 	}
-	c.updatePoolMetrics()
 	c.mu.Unlock()
 
 	if allocErr != nil {
@@ -212,7 +210,6 @@ func (c *Controller) release(key string, svc *corev1.Service) {
 	asg, had := c.alloc.Get(key)
 	if had {
 		c.alloc.Release(key)
-		c.updatePoolMetrics()
 	}
 	delete(c.reassign, key)
 	delete(c.pending, key)
@@ -251,22 +248,4 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, ips [
 		return fmt.Errorf("updating status of %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
 	return nil
-}
-
-// updatePoolMetrics exports per-pool size and usage; the caller holds c.mu.
-func (c *Controller) updatePoolMetrics() {
-	seen := map[string]bool{}
-	for _, st := range c.alloc.Stats() {
-		f, _ := st.Size.Float64()
-		c.metrics.poolSize.WithLabelValues(st.Name).Set(f)
-		c.metrics.poolInUse.WithLabelValues(st.Name).Set(float64(st.InUse))
-		seen[st.Name] = true
-	}
-	for name := range c.lastStats {
-		if !seen[name] {
-			c.metrics.poolSize.DeleteLabelValues(name)
-			c.metrics.poolInUse.DeleteLabelValues(name)
-		}
-	}
-	c.lastStats = seen
 }

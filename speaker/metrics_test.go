@@ -173,8 +173,8 @@ func speakerMetricsChild(t *testing.T, clientNS string) {
 	t.Run("names, types, labels and values", func(t *testing.T) {
 		metricstest.CheckFamilies(t, s, metricstest.Speaker)
 		metricstest.CheckValues(t, s, map[string]float64{
-			"metallb_k8s_client_config_loaded_bool": 1,
-			"metallb_k8s_client_config_stale_bool":  0,
+			"metallb_k8s_client_config_loaded_bool":                                  1,
+			"metallb_k8s_client_config_stale_bool":                                   0,
 			"metallb_bgp_session_up{peer=" + metricsClientIP + ":179}":               0,
 			"metallb_bgp_announced_prefixes_total{peer=" + metricsClientIP + ":179}": 0,
 			"metallb_bgp_updates_total{peer=" + metricsClientIP + ":179}":            0,

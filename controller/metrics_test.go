@@ -7,7 +7,10 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/ironlb/ironlb/internal/metricstest"
 	"github.com/ironlb/ironlb/internal/serve"
@@ -175,4 +178,67 @@ func serveMetrics(t *testing.T, reg prometheus.Gatherer) string {
 		}
 	})
 	return "http://" + l.Addr().String() + "/metrics"
+}
+
+// TestMetricsCountFailedSyncs runs the controller as a user that may read Services but not write
+// their status: every sync of the Service fails and is retried, and each failure counts in
+// metallb_k8s_client_update_errors_total, as MetalLB counts its retried workqueue items. Once
+// the permission is granted the status is written and the errors stop growing.
+func TestMetricsCountFailedSyncs(t *testing.T) {
+	e := newEnv(t)
+	e.applyConfig(t, walkthroughConfig)
+	ctx := context.Background()
+	rules := []rbacv1.PolicyRule{
+		// Everything the controller does but writing a Service's status.
+		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
+	}
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "no-status"}, Rules: rules}
+	if _, err := e.cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "no-status"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "no-status"},
+		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "ironlb-limited"}},
+	}
+	if _, err := e.cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.CopyConfig(e.srv.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "ironlb-limited"}
+	limited, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	url := serveMetrics(t, reg)
+	e.startController(t, func(o *Options) { o.Client = limited; o.Registerer = reg })
+	e.create(t, lbService("default", "svc"))
+
+	var errs float64
+	waitFor(t, "two failed status writes counted", func() (bool, string) {
+		s := metricstest.Get(t, url)
+		errs, _ = s.Value("metallb_k8s_client_update_errors_total", nil)
+		updates, _ := s.Value("metallb_k8s_client_updates_total", nil)
+		return errs >= 2 && updates > errs, fmt.Sprintf("updates %v, errors %v", updates, errs)
+	})
+	if got := ingressIPs(e.get(t, "default", "svc")); got != "" {
+		t.Fatalf("status written as %q without the permission", got)
+	}
+
+	role.Rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"services/status"}, Verbs: []string{"update"}})
+	if _, err := e.cs.RbacV1().ClusterRoles().Update(ctx, role, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIPs(t, "default", "svc", "172.18.255.200")
+	s := metricstest.Get(t, url)
+	before, _ := s.Value("metallb_k8s_client_update_errors_total", nil)
+	e.create(t, lbService("default", "svc2"))
+	e.waitIPs(t, "default", "svc2", "172.18.255.201")
+	s = metricstest.Get(t, url)
+	if after, _ := s.Value("metallb_k8s_client_update_errors_total", nil); after != before {
+		t.Errorf("update errors grew from %v to %v while every write succeeded", before, after)
+	}
 }

@@ -211,9 +211,10 @@ func TestFRR(t *testing.T) {
 	t.Run("metrics", func(t *testing.T) {
 		body := n1.must(t, helperCmd{Op: "metrics"}).Body
 		for _, want := range []string{
-			`ironlb_bgp_session_up{peer="10.77.0.1"} 1`,
-			`ironlb_bgp_announced_prefixes_total{peer="10.77.0.1"} 1`,
-			`ironlb_bgp_updates_total{peer="10.77.0.1"}`,
+			`metallb_bgp_session_up{peer="10.77.0.1:179"} 1`,
+			`metallb_bgp_announced_prefixes_total{peer="10.77.0.1:179"} 1`,
+			`metallb_bgp_pending_prefixes_total{peer="10.77.0.1:179"} 1`,
+			`metallb_bgp_updates_total{peer="10.77.0.1:179"}`,
 		} {
 			if !strings.Contains(body, want) {
 				t.Errorf("metrics lack %q:\n%s", want, body)

@@ -71,12 +71,11 @@ type Controller struct {
 
 	ready atomic.Bool
 
-	mu        sync.Mutex // guards the fields below; held only for bookkeeping, never during API calls
-	alloc     *ipam.Allocator
-	cfg       *config.Config  // the configuration in force (last good one); nil until one loaded
-	cfgRV     string          // resourceVersion of the ConfigMap last looked at
-	pending   map[string]bool // Services waiting for an address; retried when addresses free up
-	lastStats map[string]bool // pools currently exported in metrics
+	mu      sync.Mutex // guards the fields below; held only for bookkeeping, never during API calls
+	alloc   *ipam.Allocator
+	cfg     *config.Config  // the configuration in force (last good one); nil until one loaded
+	cfgRV   string          // resourceVersion of the ConfigMap last looked at
+	pending map[string]bool // Services waiting for an address; retried when addresses free up
 	// refused: the latest ConfigMap was valid but would take assigned addresses away; it is
 	// looked at again whenever a Service lets go of an address.
 	refused bool
@@ -105,13 +104,12 @@ func New(opts Options) (*Controller, error) {
 		opts.Resync = 10 * time.Minute
 	}
 	c := &Controller{
-		opts:      opts,
-		log:       opts.Logger,
-		client:    opts.Client,
-		metrics:   newMetrics(opts.Registerer),
-		alloc:     ipam.New(),
-		pending:   map[string]bool{},
-		lastStats: map[string]bool{},
+		opts:    opts,
+		log:     opts.Logger,
+		client:  opts.Client,
+		metrics: newMetrics(opts.Registerer),
+		alloc:   ipam.New(),
+		pending: map[string]bool{},
 	}
 	c.events = record.NewBroadcaster()
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "ironlb-controller"})
@@ -173,6 +171,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	if workers < 1 {
 		workers = 1
 	}
+	defer c.metrics.register(c.poolMetrics)()
 	c.events.StartStructuredLogging(0)
 	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 	defer c.events.Shutdown()
@@ -221,6 +220,7 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 	} else {
 		err = c.syncService(ctx, key)
 	}
+	c.metrics.config.Synced(err)
 	if err != nil {
 		c.log.Warn("sync failed, will retry", "key", printableKey(key), "error", err)
 		c.queue.AddRateLimited(key)
@@ -275,7 +275,6 @@ func (c *Controller) restore() {
 		}
 		restored++
 	}
-	c.updatePoolMetrics()
 	c.log.Info("restored existing assignments", "restored", restored, "failed", failed)
 }
 

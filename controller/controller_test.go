@@ -202,10 +202,10 @@ func TestInvalidConfigKeepsLastGood(t *testing.T) {
 	e.startController(t, func(o *Options) { o.Registerer = reg })
 	e.create(t, lbService("default", "before"))
 	e.waitIPs(t, "default", "before", "172.18.255.200")
-	waitGauge(t, reg, "ironlb_config_stale", "", 0)
-	waitGauge(t, reg, "ironlb_config_loaded", "", 1)
-	waitGauge(t, reg, "ironlb_allocator_addresses_total", "default", 51)
-	waitGauge(t, reg, "ironlb_allocator_addresses_in_use_total", "default", 1)
+	waitGauge(t, reg, "metallb_k8s_client_config_stale_bool", "", 0)
+	waitGauge(t, reg, "metallb_k8s_client_config_loaded_bool", "", 1)
+	waitGauge(t, reg, "metallb_allocator_addresses_total", "default", 51)
+	waitGauge(t, reg, "metallb_allocator_addresses_in_use_total", "default", 1)
 
 	e.applyConfig(t, `
 address-pools:
@@ -214,12 +214,12 @@ address-pools:
   addresses: [172.18.255.250-172.18.255.200]
 `)
 	e.waitEvent(t, "metallb-system", "config", ReasonConfigInvalid, "range start is after end")
-	waitGauge(t, reg, "ironlb_config_stale", "", 1)
+	waitGauge(t, reg, "metallb_k8s_client_config_stale_bool", "", 1)
 
 	e.create(t, lbService("default", "after"))
 	e.waitIPs(t, "default", "after", "172.18.255.201")
 	e.holdIPs(t, "default", "before", "172.18.255.200", 300*time.Millisecond)
-	waitGauge(t, reg, "ironlb_allocator_addresses_in_use_total", "default", 2)
+	waitGauge(t, reg, "metallb_allocator_addresses_in_use_total", "default", 2)
 }
 
 // waitGauge waits until the gauge name (with label pool=pool when pool is not "") has value want.

@@ -12,4 +12,9 @@
 // configuration and request is never changed; a Service is re-assigned only when its address left
 // every pool or its request changed. A ConfigMap that does not parse is rejected and the last good
 // configuration stays in force.
+//
+// Metrics carry MetalLB v0.12's names, types and labels (metallb_allocator_addresses_total,
+// _addresses_in_use_total and _services_allocated_total per pool; metallb_k8s_client_*), so
+// MetalLB's dashboards and Helm chart alerts keep working; see metrics.go. They are exported only
+// while this replica leads.
 package controller

@@ -183,7 +183,7 @@ address-pools:
 			for _, f := range append(tc.frags, "Move those Services") {
 				e.waitEvent(t, "metallb-system", "config", ReasonConfigInvalid, f)
 			}
-			waitGauge(t, reg, "ironlb_config_stale", "", 1)
+			waitGauge(t, reg, "metallb_k8s_client_config_stale_bool", "", 1)
 			for name, want := range map[string]string{"zero": "10.60.0.0", "one": "10.60.0.1", "pinned": "10.70.0.5"} {
 				e.holdIPs(t, "default", name, want, 100*time.Millisecond)
 			}
@@ -196,7 +196,7 @@ address-pools:
 			for _, key := range tc.blocked {
 				e.delete(t, "default", strings.TrimPrefix(key, "default/"))
 			}
-			waitGauge(t, reg, "ironlb_config_stale", "", 0)
+			waitGauge(t, reg, "metallb_k8s_client_config_stale_bool", "", 0)
 		})
 	}
 }
@@ -219,8 +219,8 @@ address-pools:
   protocol: layer2
   addresses: [10.80.0.0/24]
 `)
-	waitGauge(t, reg, "ironlb_allocator_addresses_total", "more", 256)
-	waitGauge(t, reg, "ironlb_config_stale", "", 0)
+	waitGauge(t, reg, "metallb_allocator_addresses_total", "more", 256)
+	waitGauge(t, reg, "metallb_k8s_client_config_stale_bool", "", 0)
 	e.create(t, lbService("default", "b"))
 	e.waitIPs(t, "default", "b", "10.80.0.0")
 	e.holdIPs(t, "default", "a", "172.18.255.200", 300*time.Millisecond)

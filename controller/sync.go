@@ -21,7 +21,7 @@ var everything = labels.Everything()
 
 // syncConfig loads the ConfigMap. A document that does not parse, or a valid one under which an
 // assigned address would leave every pool or become unusable, is reported (Event on the
-// ConfigMap, log, config_stale) and the configuration in force stays.
+// ConfigMap, log, metallb_k8s_client_config_stale_bool) and the configuration in force stays.
 func (c *Controller) syncConfig(ctx context.Context) error {
 	cm, err := c.configMaps.ConfigMaps(c.opts.Namespace).Get(c.opts.ConfigName)
 	if apierrors.IsNotFound(err) {
@@ -79,9 +79,6 @@ func (c *Controller) syncConfig(ctx context.Context) error {
 	c.log.Info("configuration loaded", "pools", len(cfg.Pools), "peers", len(cfg.Peers))
 	c.recorder.Eventf(cm, corev1.EventTypeNormal, ReasonConfigLoaded, "configuration loaded: %d address pools", len(cfg.Pools))
 
-	c.mu.Lock()
-	c.updatePoolMetrics()
-	c.mu.Unlock()
 	// Any Service may be affected: pending ones may now fit, pool annotations may now resolve.
 	c.enqueueAll()
 	return nil
@@ -171,7 +168,6 @@ func (c *Controller) syncService(ctx context.Context, key string) error {
 	} else {
 		c.pending[key] = true
 	}
-	c.updatePoolMetrics()
 	retryConfig := c.refused && allocErr == nil && !sameAddrs(asg.IPs, current)
 	c.mu.Unlock()
 	if retryConfig {
@@ -257,7 +253,6 @@ func (c *Controller) release(key string, svc *corev1.Service) {
 	asg, had := c.alloc.Get(key)
 	if had {
 		c.alloc.Release(key)
-		c.updatePoolMetrics()
 	}
 	delete(c.pending, key)
 	retry := make([]string, 0, len(c.pending))
@@ -343,22 +338,4 @@ func (c *Controller) writePoolAnnotation(ctx context.Context, svc *corev1.Servic
 		return nil, fmt.Errorf("annotating %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
 	return out, nil
-}
-
-// updatePoolMetrics exports per-pool size and usage; the caller holds c.mu.
-func (c *Controller) updatePoolMetrics() {
-	seen := map[string]bool{}
-	for _, st := range c.alloc.Stats() {
-		f, _ := st.Size.Float64()
-		c.metrics.poolSize.WithLabelValues(st.Name).Set(f)
-		c.metrics.poolInUse.WithLabelValues(st.Name).Set(float64(st.InUse))
-		seen[st.Name] = true
-	}
-	for name := range c.lastStats {
-		if !seen[name] {
-			c.metrics.poolSize.DeleteLabelValues(name)
-			c.metrics.poolInUse.DeleteLabelValues(name)
-		}
-	}
-	c.lastStats = seen
 }

@@ -3,10 +3,11 @@
 #   etcd-server  etcd behind the real kube-apiserver of the controller tests
 #   arping ndisc6 tcpdump iproute2  the layer-2 tests' client tools
 #   frr          the BGP router of the bgp tests
+#   prometheus   promtool, which evaluates MetalLB's Helm chart alerts on ironlb's metrics
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in etcd-server arping ndisc6 tcpdump iproute2 frr iptables; do
+for pkg in etcd-server arping ndisc6 tcpdump iproute2 frr iptables prometheus; do
   have "$pkg" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -19,14 +19,15 @@ type Metrics struct {
 // NewMetrics creates the collectors and registers them with reg (nil: not
 // registered). Registering twice with the same registry reuses the collectors
 // already registered, so tests and restarts within one process do not panic.
+//
+// The first three carry MetalLB v0.12's names, types, labels and help texts
+// (no _total suffix: MetalLB's counters have none), so its dashboards work:
+// metallb_layer2_requests_received{ip}, metallb_layer2_responses_sent{ip},
+// metallb_layer2_gratuitous_sent{ip}. ironlb_layer2_duplicate_owner_total{ip}
+// has no MetalLB counterpart.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	vec := func(name, help string) *prometheus.CounterVec {
-		c := prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "ironlb",
-			Subsystem: "layer2",
-			Name:      name,
-			Help:      help,
-		}, []string{"ip"})
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"ip"})
 		if reg == nil {
 			return c
 		}
@@ -42,10 +43,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		return c
 	}
 	return &Metrics{
-		requests:   vec("requests_received_total", "ARP requests and Neighbor Solicitations received for an owned IP."),
-		responses:  vec("responses_sent_total", "ARP replies and solicited Neighbor Advertisements sent for an owned IP."),
-		gratuitous: vec("gratuitous_sent_total", "Gratuitous ARP packets and unsolicited Neighbor Advertisements sent."),
-		duplicates: vec("duplicate_owner_total", "ARP or NDP packets from another MAC claiming an IP this node owns (split brain)."),
+		requests:   vec("metallb_layer2_requests_received", "Number of layer2 requests received for owned IPs"),
+		responses:  vec("metallb_layer2_responses_sent", "Number of layer2 responses sent for owned IPs in response to requests"),
+		gratuitous: vec("metallb_layer2_gratuitous_sent", "Number of gratuitous layer2 packets sent for owned IPs as a result of failovers"),
+		duplicates: vec("ironlb_layer2_duplicate_owner_total", "ARP or NDP packets from another MAC claiming an IP this node owns (split brain)."),
 	}
 }
 

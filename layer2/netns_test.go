@@ -201,7 +201,7 @@ func TestOnlyOwnerAnswers(t *testing.T) {
 	}
 
 	t.Run("metrics count requests and responses", func(t *testing.T) {
-		for _, name := range []string{"ironlb_layer2_requests_received_total", "ironlb_layer2_responses_sent_total"} {
+		for _, name := range []string{"metallb_layer2_requests_received", "metallb_layer2_responses_sent"} {
 			v, err := procs[0].Metric(name, vip4)
 			if err != nil {
 				t.Fatal(err)
@@ -210,7 +210,7 @@ func TestOnlyOwnerAnswers(t *testing.T) {
 				t.Errorf("%s{ip=%s} = %v on node0, want >= 1", name, vip4, v)
 			}
 		}
-		v, err := procs[2].Metric("ironlb_layer2_responses_sent_total", vip4)
+		v, err := procs[2].Metric("metallb_layer2_responses_sent", vip4)
 		if err != nil {
 			t.Fatal(err)
 		}

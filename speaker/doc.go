@@ -14,4 +14,9 @@
 // memberlist port is refused, not timed out) stays a candidate for a short restart grace, so a
 // container restart does not move its IPs away and back; a host that stops answering (link cut,
 // node down) loses its IPs as soon as memberlist declares it dead.
+//
+// Metrics carry MetalLB v0.12's names, types and labels: metallb_speaker_announced (deleted on
+// withdraw), metallb_k8s_client_* (updates_total counts reconcile passes, update_errors_total
+// those where applying BGP peers or routes failed), metallb_layer2_* and metallb_bgp_* from the
+// engines. Metrics MetalLB lacks keep the ironlb_ prefix.
 package speaker

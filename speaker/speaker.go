@@ -338,7 +338,7 @@ func (s *Speaker) shutdown() {
 	}
 	s.mu.Lock()
 	for a := range s.announced {
-		s.metrics.announced.DeleteLabelValues(a.Service, a.IP.String(), string(a.Protocol), s.opts.NodeName)
+		s.metrics.withdraw(a, s.opts.NodeName)
 	}
 	s.announced = map[announcement]bool{}
 	s.mu.Unlock()
@@ -454,13 +454,16 @@ func (s *Speaker) reconcile() {
 		// it was gone; announce what this node owns again so they return at once.
 		s.announcer.Reannounce()
 	}
-	if err := s.bgp.SetPeers(bgpPeers(d.Peers)); err != nil {
-		s.log.Error("applying BGP peers", "error", err)
+	peersErr := s.bgp.SetPeers(bgpPeers(d.Peers))
+	if peersErr != nil {
+		s.log.Error("applying BGP peers", "error", peersErr)
 	}
-	if err := s.bgp.SetAdvertisements(d.Ads); err != nil {
-		s.log.Error("applying BGP advertisements", "error", err)
+	adsErr := s.bgp.SetAdvertisements(d.Ads)
+	if adsErr != nil {
+		s.log.Error("applying BGP advertisements", "error", adsErr)
 	}
 	s.recordAnnouncements(d, svcs)
+	s.metrics.config.Synced(errors.Join(peersErr, adsErr))
 }
 
 // rejoined reports whether alive holds a member that was missing at the previous decision.
@@ -490,12 +493,12 @@ func (s *Speaker) recordAnnouncements(d decision, svcs []*corev1.Service) {
 	for a := range now {
 		if !s.announced[a] {
 			started = append(started, a)
-			s.metrics.announced.WithLabelValues(a.Service, a.IP.String(), string(a.Protocol), s.opts.NodeName).Set(1)
+			s.metrics.announce(a, s.opts.NodeName)
 		}
 	}
 	for a := range s.announced {
 		if !now[a] {
-			s.metrics.announced.DeleteLabelValues(a.Service, a.IP.String(), string(a.Protocol), s.opts.NodeName)
+			s.metrics.withdraw(a, s.opts.NodeName)
 			s.log.Info("stopped announcing", "service", a.Service, "ip", a.IP, "protocol", a.Protocol)
 		}
 	}

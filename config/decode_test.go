@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // TestScalarsKeepText: string fields hold the scalar text as written, as MetalLB's yaml.v2
@@ -195,6 +197,24 @@ func TestYAMLStructure(t *testing.T) {
 				t.Error(msg)
 			}
 		})
+	}
+}
+
+// TestNodeBound: the bound computed from the characters holds for the constructs that pack
+// the most nodes into the fewest characters.
+func TestNodeBound(t *testing.T) {
+	for _, doc := range []string{
+		"a", "{a,b,c,d}", "[? a, ? b]", "[a: b, c: d]", "- - - -\n", "-\n-\n-\n", "? a\n? b\n",
+		"a:\n  b:\n    c:\n", "{? , ? }", "[[[[]]]]", "[{}, {}, {}]", "a: &x [b]\nc: *x\n",
+	} {
+		var n yaml.Node
+		if err := yaml.Unmarshal([]byte(doc), &n); err != nil {
+			t.Fatalf("%q: %v", doc, err)
+		}
+		e := expansion{}
+		if got, bound := e.written(n.Content[0]).nodes, nodeBound([]byte(doc)); got > int64(bound) {
+			t.Errorf("%q has %d nodes, more than its bound %d", doc, got, bound)
+		}
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 var fuzzSeeds = []string{
@@ -27,6 +29,7 @@ var fuzzSeeds = []string{
 	"peers:\n- &p {peer-address: 10.0.0.1, peer-asn: 0x10, my-asn: 0123, password: 0123}\n- <<: *p\n  peer-port: 1_179\n",
 	"a: &a [x, x, x, x]\nb: &b [*a, *a, *a, *a]\nc: [*b, *b, *b, *b]\n",
 	"peers: &a [*a]\n",
+	"{a,b,c}", "[:,:,:]", "- - - a\n", "? a\n: b\n", "[a: b, c: d]", "a:\n  b:\n    c:\n",
 	"address-pools:\n- {name: \"a\\tb\", protocol: layer2, addresses: ['0.0.0.0/0', 127.0.0.1/32]}\n",
 	"address-pools:\n- name: b\n  protocol: bgp\n  addresses: [10.0.0.0/24]\n  bgp-advertisements: [{communities: ['1:2', '1:2']}, {}, {}]\n",
 }
@@ -49,6 +52,14 @@ func FuzzParse(f *testing.F) {
 		// memory it holds, and of its time, which is linear in it) stays within budget.
 		if n := allocated(func() { cfg, err = Parse(data) }); n > allocBudget(len(data)) {
 			t.Fatalf("Parse of %d bytes allocated %d bytes, budget %d", len(data), n, allocBudget(len(data)))
+		}
+		// nodeBound really bounds the nodes the parser builds.
+		var doc yaml.Node
+		if len(data) <= MaxDocumentSize && yaml.Unmarshal(data, &doc) == nil && len(doc.Content) > 0 {
+			e := expansion{}
+			if n := e.written(doc.Content[0]).nodes; n > int64(nodeBound(data)) {
+				t.Fatalf("document has %d nodes, more than its bound %d", n, nodeBound(data))
+			}
 		}
 		// Expansion limits only ever refuse documents with aliases.
 		if errors.Is(err, ErrTooLarge) && strings.Contains(err.Error(), "expands") && !bytes.Contains(data, []byte("*")) {

@@ -136,9 +136,6 @@ func describePeer(p *config.Peer) string {
 	if p.Password != "" {
 		b.WriteString(", password set")
 	}
-	if p.BFDProfile != "" {
-		fmt.Fprintf(&b, ", bfd-profile %q", p.BFDProfile)
-	}
 	if len(p.NodeSelectors) == 0 {
 		b.WriteString(", all nodes")
 	} else {

@@ -87,7 +87,7 @@ func (c *Controller) syncConfig(ctx context.Context) error {
 // parse reads the configuration from the ConfigMap. A ConfigMap without the key is an empty
 // configuration, as in MetalLB (and, like any other, may not take assigned addresses away).
 func (c *Controller) parse(cm *corev1.ConfigMap) (*config.Config, error) {
-	return config.Parse([]byte(cm.Data[c.opts.ConfigKey]))
+	return config.FromData(cm.Data, c.opts.ConfigKey)
 }
 
 func ipamPools(cfg *config.Config) []ipam.Pool {

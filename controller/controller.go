@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/runtime"
@@ -219,6 +220,15 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 		err = c.syncConfig(ctx)
 	} else {
 		err = c.syncService(ctx, key)
+	}
+	if apierrors.IsConflict(err) {
+		// The decision was made on a cache older than the object (typically our own previous
+		// write, annotation then status, not yet seen): nothing failed, decide again on fresh
+		// data.
+		c.metrics.config.Synced(nil)
+		c.log.Debug("object changed since it was read, syncing again", "key", printableKey(key), "error", err)
+		c.queue.AddRateLimited(key)
+		return true
 	}
 	c.metrics.config.Synced(err)
 	if err != nil {

@@ -10,10 +10,13 @@ type Node struct {
 	// NetworkUnavailable: the Node has condition NetworkUnavailable=True.
 	NetworkUnavailable bool
 	// ExcludedByLabel: the Node carries
-	// node.kubernetes.io/exclude-from-external-load-balancers.
+	// node.kubernetes.io/exclude-from-external-load-balancers and the
+	// speakers honour it (the caller leaves it false under
+	// --ignore-exclude-lb).
 	ExcludedByLabel bool
-	// HasReadyEndpoint: a ready endpoint of the Service runs on this node
-	// (only consulted for externalTrafficPolicy: Local).
+	// HasReadyEndpoint: an endpoint of the Service that is ready, or still
+	// serving while it terminates, runs on this node (only consulted for
+	// externalTrafficPolicy: Local).
 	HasReadyEndpoint bool
 }
 
@@ -24,7 +27,7 @@ const (
 	ReasonSpeakerNotAlive    = "speaker is not an alive memberlist member"
 	ReasonNetworkUnavailable = "node has condition NetworkUnavailable"
 	ReasonExcludedByLabel    = "node is labelled node.kubernetes.io/exclude-from-external-load-balancers"
-	ReasonNoLocalEndpoint    = "externalTrafficPolicy is Local and the node has no ready endpoint"
+	ReasonNoLocalEndpoint    = "externalTrafficPolicy is Local and the node has no ready or serving endpoint"
 )
 
 // Candidates returns the names of the nodes eligible to announce a Service

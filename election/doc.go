@@ -10,6 +10,13 @@
 // a sort, so recomputing every Service after a membership change costs
 // O(services × nodes) hashes and no allocation.
 //
+// The election is per Service, not per address: the hash key is the Service's first ingress
+// IP (the first address of .status.loadBalancer.ingress as written), and the winner announces
+// all of the Service's addresses ([ServiceOwner]). A dual-stack Service is therefore answered
+// from one node on both families, exactly as MetalLB does; for a single-stack Service the key
+// is its only address, so nothing changes from the per-IP pick. [Owner], [Explain] and
+// [Reelect] take that key as their ip argument.
+//
 // Rendezvous hashing gives the two properties failover needs: when a node
 // leaves, only the IPs it owned move (each to its own runner-up), and when a
 // node joins, only the IPs it now wins move to it.

@@ -32,6 +32,19 @@ func Owner(ip netip.Addr, candidates []string) string {
 	return best
 }
 
+// ServiceOwner returns the candidate that announces every address of one Service on layer 2,
+// or "" when there are no candidates or no addresses. ingress lists the Service's addresses in
+// the order of its .status.loadBalancer.ingress as written (not sorted): the owner is
+// Owner(ingress[0], candidates), MetalLB's rule, so both addresses of a dual-stack Service are
+// answered from the same node, and a single-stack Service gets exactly the per-IP pick. Cost:
+// that of one [Owner] call.
+func ServiceOwner(ingress []netip.Addr, candidates []string) string {
+	if len(ingress) == 0 {
+		return ""
+	}
+	return Owner(ingress[0], candidates)
+}
+
 // Ranked is one candidate with the hash that ranks it: the smaller the hash
 // (compared as bytes), the stronger the claim on the IP.
 type Ranked struct {

@@ -257,3 +257,46 @@ func TestOwnerAllocs(t *testing.T) {
 		t.Fatalf("Owner allocates %.1f times per call, want 0", a)
 	}
 }
+
+func TestServiceOwner(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	split := 0
+	for i := range 1000 {
+		nodes := make([]string, 1+rng.IntN(30))
+		for j := range nodes {
+			nodes[j] = fmt.Sprintf("worker-%x", rng.Uint64()>>(rng.IntN(60)))
+		}
+		var b4 [4]byte
+		var b16 [16]byte
+		for k := range b4 {
+			b4[k] = byte(rng.Uint32())
+		}
+		for k := range b16 {
+			b16[k] = byte(rng.Uint32())
+		}
+		v4, v6 := netip.AddrFrom4(b4), netip.AddrFrom16(b16)
+		ingress := []netip.Addr{v4, v6}
+		if rng.IntN(2) == 0 {
+			ingress = []netip.Addr{v6, v4}
+		}
+		// MetalLB ranks nodes over the first ingress IP and gives the winner every IP.
+		if got, want := ServiceOwner(ingress, nodes), metallbOwner(ingress[0], nodes); got != want {
+			t.Fatalf("case %d: ServiceOwner(%v, %v) = %q, MetalLB picks %q", i, ingress, nodes, got, want)
+		}
+		if got, want := ServiceOwner(ingress[:1], nodes), Owner(ingress[0], nodes); got != want {
+			t.Fatalf("case %d: single-stack ServiceOwner(%v) = %q, Owner = %q", i, ingress[:1], got, want)
+		}
+		if Owner(v4, nodes) != Owner(v6, nodes) {
+			split++
+		}
+	}
+	if split == 0 {
+		t.Fatal("no case elects different nodes per IP; the test proves nothing")
+	}
+	if got := ServiceOwner(nil, nodeNames(3)); got != "" {
+		t.Errorf("ServiceOwner(no IPs) = %q, want \"\"", got)
+	}
+	if got := ServiceOwner(testIPs(2), nil); got != "" {
+		t.Errorf("ServiceOwner(no candidates) = %q, want \"\"", got)
+	}
+}

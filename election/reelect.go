@@ -23,7 +23,9 @@ type Change struct {
 // With 10,000 Services on 1,000 nodes this turns a membership change from
 // ten million hashes into about ten thousand (see the package benchmarks).
 // The result is only correct if prev and ch really describe the previous
-// election; when in doubt, call Owner.
+// election; when in doubt, call Owner. For a Service's layer-2 owner, ip is
+// the election key, the Service's first ingress IP (see [ServiceOwner]); a
+// Service whose first ingress IP changed needs a fresh Owner call.
 func Reelect(ip netip.Addr, prev string, candidates []string, ch Change) string {
 	if prev == "" || slices.Contains(ch.Removed, prev) {
 		return Owner(ip, candidates)

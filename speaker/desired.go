@@ -12,19 +12,29 @@ import (
 
 // serviceView is what the announcement decision needs to know about one Service.
 type serviceView struct {
-	Key   string       // namespace/name
-	IPs   []netip.Addr // from .status.loadBalancer.ingress
-	Local bool         // externalTrafficPolicy: Local
-	// ReadyNodes are the nodes with a ready endpoint of the Service (consulted for Local).
+	Key string // namespace/name
+	// IPs are the addresses of .status.loadBalancer.ingress in the order written there; the
+	// first one is the layer-2 election key of the whole Service (election.ServiceOwner).
+	IPs   []netip.Addr
+	Local bool // externalTrafficPolicy: Local
+	// Served: some endpoint of the Service, on any node or none, can take traffic (see
+	// endpointCanServe). Without one nobody announces the Service, whatever its policy.
+	Served bool
+	// ReadyNodes are the nodes hosting an endpoint that can take traffic (consulted for Local).
 	ReadyNodes map[string]bool
 }
+
+// reasonNoEndpoints is why a Service without any endpoint able to take traffic is not announced.
+const reasonNoEndpoints = "no ready or serving endpoint in the Service's EndpointSlices; nobody announces it"
 
 // nodeView is one Kubernetes node as the election sees it, minus endpoint readiness.
 type nodeView struct {
 	Name               string
 	Labels             map[string]string
 	NetworkUnavailable bool
-	Excluded           bool
+	// Excluded: the node carries node.kubernetes.io/exclude-from-external-load-balancers
+	// (whether that keeps it from announcing depends on world.IgnoreExcludeLB).
+	Excluded bool
 }
 
 // world is a snapshot of everything the speaker decides from.
@@ -34,6 +44,9 @@ type world struct {
 	Nodes    []nodeView
 	Alive    map[string]bool // speakers alive in membership (plus those within their restart grace)
 	Services []serviceView
+	// IgnoreExcludeLB (--ignore-exclude-lb) lets nodes labelled
+	// node.kubernetes.io/exclude-from-external-load-balancers announce too.
+	IgnoreExcludeLB bool
 }
 
 // announcement is one (Service, IP) this node announces, and how.
@@ -55,7 +68,13 @@ type decision struct {
 }
 
 // decide computes this node's announcements from a snapshot. It is pure and deterministic: every
-// speaker computing it over the same snapshot agrees on the layer-2 owner of each IP.
+// speaker computing it over the same snapshot agrees on the layer-2 owner of each Service.
+//
+// The rules, in the order they apply to each Service IP: an IP in no pool is not announced; a
+// Service with no endpoint able to take traffic is not announced at all (layer 2 and BGP, both
+// traffic policies); the candidates are the eligible nodes (election.Candidates); in layer 2 one
+// node, elected over the Service's first ingress IP, announces all its IPs; in BGP every
+// candidate advertises.
 func decide(w world) decision {
 	d := decision{NotAnnounced: map[string]string{}}
 	if w.Config == nil {
@@ -78,10 +97,15 @@ func decide(w world) decision {
 	bgpIPs := map[*config.Pool][]netip.Addr{}
 	for _, svc := range w.Services {
 		candidates, excluded := w.candidates(svc)
+		owner := election.ServiceOwner(svc.IPs, candidates)
 		for _, ip := range svc.IPs {
 			pool := w.Config.PoolFor(ip)
 			if pool == nil {
 				d.NotAnnounced[svc.Key] = ip.String() + " is in no configured pool"
+				continue
+			}
+			if !svc.Served {
+				d.NotAnnounced[svc.Key] = reasonNoEndpoints
 				continue
 			}
 			if len(candidates) == 0 {
@@ -90,7 +114,7 @@ func decide(w world) decision {
 			}
 			switch pool.Protocol {
 			case config.Layer2:
-				if election.Owner(ip, candidates) == w.Self {
+				if owner == w.Self {
 					d.Owned = append(d.Owned, ip)
 					d.Announcements = append(d.Announcements, announcement{svc.Key, ip, config.Layer2})
 				}
@@ -129,7 +153,7 @@ func (w world) candidates(svc serviceView) ([]string, map[string]string) {
 			Name:               n.Name,
 			Alive:              w.Alive[n.Name],
 			NetworkUnavailable: n.NetworkUnavailable,
-			ExcludedByLabel:    n.Excluded,
+			ExcludedByLabel:    n.Excluded && !w.IgnoreExcludeLB,
 			HasReadyEndpoint:   svc.ReadyNodes[n.Name],
 		})
 	}

@@ -24,11 +24,15 @@ type Inputs struct {
 	EndpointSlices func(svc *corev1.Service) []*discoveryv1.EndpointSlice
 	// Alive are the speakers taking part in the election.
 	Alive map[string]bool
+	// IgnoreExcludeLB (--ignore-exclude-lb): nodes labelled
+	// node.kubernetes.io/exclude-from-external-load-balancers announce too. The default, as in
+	// current MetalLB, is false: the label keeps a node from announcing, in layer 2 and BGP.
+	IgnoreExcludeLB bool
 }
 
 // snapshot turns the objects into the plain view decide works on.
 func snapshot(self string, in Inputs) world {
-	w := world{Self: self, Config: in.Config, Alive: in.Alive}
+	w := world{Self: self, Config: in.Config, Alive: in.Alive, IgnoreExcludeLB: in.IgnoreExcludeLB}
 	for _, n := range in.Nodes {
 		_, excluded := n.Labels[excludeFromLBLabel]
 		w.Nodes = append(w.Nodes, nodeView{
@@ -42,16 +46,19 @@ func snapshot(self string, in Inputs) world {
 		if !svcinfo.Handled(svc, in.LBClass) {
 			continue
 		}
-		ips := svcinfo.StatusIPs(svc)
+		// Status order, not sorted: the first address is the layer-2 election key.
+		ips := svcinfo.IngressIPs(svc)
 		if len(ips) == 0 {
 			continue
 		}
-		view := serviceView{Key: svc.Namespace + "/" + svc.Name, IPs: ips}
-		if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
-			view.Local = true
-			if in.EndpointSlices != nil {
-				view.ReadyNodes = readyNodes(in.EndpointSlices(svc))
-			}
+		view := serviceView{
+			Key:   svc.Namespace + "/" + svc.Name,
+			IPs:   ips,
+			Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+		}
+		// Without a way to read EndpointSlices nothing is known to serve, so nothing is announced.
+		if in.EndpointSlices != nil {
+			view.Served, view.ReadyNodes = servingEndpoints(in.EndpointSlices(svc))
 		}
 		w.Services = append(w.Services, view)
 	}
@@ -59,18 +66,35 @@ func snapshot(self string, in Inputs) world {
 	return w
 }
 
-// readyNodes returns the nodes hosting a ready endpoint in the slices.
-func readyNodes(slices []*discoveryv1.EndpointSlice) map[string]bool {
-	out := map[string]bool{}
+// servingEndpoints reports whether any endpoint in the slices can take traffic, and which nodes
+// host one. An endpoint without a node name counts for the first answer only: it can serve
+// externalTrafficPolicy: Cluster traffic but is on no node a Local Service could announce from.
+func servingEndpoints(slices []*discoveryv1.EndpointSlice) (served bool, nodes map[string]bool) {
+	nodes = map[string]bool{}
 	for _, sl := range slices {
 		for _, ep := range sl.Endpoints {
-			if ep.NodeName == nil || (ep.Conditions.Ready != nil && !*ep.Conditions.Ready) {
+			if !endpointCanServe(ep.Conditions) {
 				continue
 			}
-			out[*ep.NodeName] = true
+			served = true
+			if ep.NodeName != nil {
+				nodes[*ep.NodeName] = true
+			}
 		}
 	}
-	return out
+	return served, nodes
+}
+
+// endpointCanServe is current MetalLB's rule: an endpoint counts when it is ready (an unset
+// ready condition means ready, as the EndpointSlice API defines) or when it is still serving.
+// The API sets ready = serving and not terminating, so "serving but not ready" is a pod that
+// terminates while it still answers: during a rolling update the IP stays announced until the
+// last old pod stops serving, instead of blinking away before the new pods are ready.
+func endpointCanServe(c discoveryv1.EndpointConditions) bool {
+	if c.Ready == nil || *c.Ready {
+		return true
+	}
+	return c.Serving != nil && *c.Serving
 }
 
 // Announcement explains where one Service IP is announced and why.
@@ -91,14 +115,15 @@ func Explain(in Inputs) []Announcement {
 	for _, svc := range w.Services {
 		candidates, excluded := w.candidates(svc)
 		for _, ip := range svc.IPs {
-			out = append(out, explainIP(w.Config, svc.Key, ip, candidates, excluded))
+			out = append(out, explainIP(w.Config, svc, ip, candidates, excluded))
 		}
 	}
 	return out
 }
 
-func explainIP(cfg *config.Config, key string, ip netip.Addr, candidates []string, excluded map[string]string) Announcement {
-	a := Announcement{Service: key, IP: ip.String(), Nodes: []string{}}
+// explainIP applies decide's rules, in decide's order, to one IP of svc.
+func explainIP(cfg *config.Config, svc serviceView, ip netip.Addr, candidates []string, excluded map[string]string) Announcement {
+	a := Announcement{Service: svc.Key, IP: ip.String(), Nodes: []string{}}
 	if cfg == nil {
 		a.Why = "no configuration loaded"
 		return a
@@ -110,11 +135,18 @@ func explainIP(cfg *config.Config, key string, ip netip.Addr, candidates []strin
 	}
 	a.Pool, a.Protocol = pool.Name, string(pool.Protocol)
 	switch {
+	case !svc.Served:
+		a.Why = reasonNoEndpoints
 	case len(candidates) == 0:
 		a.Why = noCandidateReason(excluded)
 	case pool.Protocol == config.Layer2:
-		a.Nodes = []string{election.Owner(ip, candidates)}
-		a.Why = "lowest sha256(node#ip) among " + strings.Join(candidates, ", ") + excludedSuffix(excluded)
+		key := svc.IPs[0]
+		a.Nodes = []string{election.ServiceOwner(svc.IPs, candidates)}
+		a.Why = "lowest sha256(node#" + key.String() + ") among " + strings.Join(candidates, ", ")
+		if key != ip {
+			a.Why += " (the Service's first ingress IP elects the node for all its IPs)"
+		}
+		a.Why += excludedSuffix(excluded)
 	case pool.Protocol == config.BGP:
 		a.Nodes = append(a.Nodes, candidates...)
 		a.Why = "every eligible node advertises" + excludedSuffix(excluded)

@@ -61,6 +61,9 @@ type Options struct {
 	ConfigName string
 	ConfigKey  string
 	LBClass    string
+	// IgnoreExcludeLB: announce from nodes labelled
+	// node.kubernetes.io/exclude-from-external-load-balancers too (MetalLB's --ignore-exclude-lb).
+	IgnoreExcludeLB bool
 
 	// Memberlist.
 	BindAddr       netip.Addr // the node IP
@@ -446,6 +449,8 @@ func (s *Speaker) reconcile() {
 		Services:       svcs,
 		EndpointSlices: s.endpointSlices,
 		Alive:          s.liveness.Update(time.Now(), s.members.Alive()),
+
+		IgnoreExcludeLB: s.opts.IgnoreExcludeLB,
 	})
 	d := decide(w)
 	s.announcer.SetOwned(d.Owned)

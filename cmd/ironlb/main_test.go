@@ -19,6 +19,8 @@ func TestRunFlagsAndUsage(t *testing.T) {
 		{"version", []string{"version"}, 0, "ironlb "},
 		{"controller help", []string{"controller", "-h"}, 0, "-lb-class"},
 		{"speaker help", []string{"speaker", "-h"}, 0, "-ml-bind-addr"},
+		{"speaker help: MetalLB's --ignore-exclude-lb", []string{"speaker", "-h"}, 0, "-ignore-exclude-lb\n    \tannounce from nodes labelled node.kubernetes.io/exclude-from-external-load-balancers too"},
+		{"status takes the speakers' --ignore-exclude-lb", []string{"status", "-h"}, 0, "-ignore-exclude-lb"},
 		{"bad log format", []string{"controller", "--log-format", "xml"}, 2, `--log-format "xml": want text or json`},
 		{"bad log level", []string{"speaker", "--log-level", "loud"}, 2, `--log-level "loud"`},
 		{"speaker without a node IP", []string{"speaker", "--ml-bind-addr", "not-an-ip"}, 2, "--ml-bind-addr must be this node's IP address"},

@@ -26,6 +26,7 @@ func runSpeaker(ctx context.Context, args []string, stderr io.Writer) int {
 	insecure := fs.Bool("ml-insecure", false, "run memberlist without encryption when no secret is given")
 	interfaces := fs.String("interfaces", "", "comma-separated interfaces for layer-2 announcements; empty = every up, non-loopback interface with an address")
 	lbClass := fs.String("lb-class", "", "announce Services of this spec.loadBalancerClass; empty announces Services without a class")
+	ignoreExcludeLB := fs.Bool("ignore-exclude-lb", false, ignoreExcludeLBHelp)
 	restartGrace := fs.Duration("restart-grace", 3*time.Second, "keep a crashed speaker whose host still answers as owner for this long, so a container restart does not move its IPs twice")
 	logger, code, ok := common.parse(fs, args, stderr)
 	if !ok {
@@ -67,6 +68,8 @@ func runSpeaker(ctx context.Context, args []string, stderr io.Writer) int {
 		Interfaces:    ifaces,
 		Logger:        logger,
 		Registerer:    reg,
+
+		IgnoreExcludeLB: *ignoreExcludeLB,
 	})
 	if err != nil {
 		logger.Error("speaker", "error", err)

@@ -23,6 +23,11 @@ import (
 	"github.com/ironlb/ironlb/speaker"
 )
 
+// ignoreExcludeLBHelp is the help of --ignore-exclude-lb, which the speaker and `ironlb status`
+// share so that status explains what the speakers do.
+const ignoreExcludeLBHelp = "announce from nodes labelled node.kubernetes.io/exclude-from-external-load-balancers too, in layer 2 and BGP " +
+	"(MetalLB's flag; by default the label keeps a node from announcing; give status the same value as the speakers)"
+
 // statusRow is one line of `ironlb status`: an announced IP, or a Service still waiting for one.
 type statusRow struct {
 	speaker.Announcement
@@ -39,6 +44,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	configName := fs.String("config-name", "config", "name of the ConfigMap")
 	lbClass := fs.String("lb-class", "", "show Services of this spec.loadBalancerClass")
 	mlLabels := fs.String("ml-labels", "app=metallb,component=speaker", "label selector of the speaker pods")
+	ignoreExcludeLB := fs.Bool("ignore-exclude-lb", false, ignoreExcludeLBHelp)
 	output := fs.String("o", "text", "output: text or json")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -55,7 +61,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "ironlb status:", err)
 		return 1
 	}
-	rows, warnings, err := statusReport(ctx, client, *namespace, *configName, *lbClass, *mlLabels)
+	rows, warnings, err := statusReport(ctx, client, statusOptions{
+		namespace: *namespace, configName: *configName, lbClass: *lbClass, mlLabels: *mlLabels, ignoreExcludeLB: *ignoreExcludeLB,
+	})
 	if err != nil {
 		fmt.Fprintln(stderr, "ironlb status:", err)
 		return 1
@@ -90,9 +98,16 @@ func dash(s string) string {
 	return s
 }
 
+// statusOptions select what `ironlb status` reads and how the speakers it explains are run.
+type statusOptions struct {
+	namespace, configName, lbClass, mlLabels string
+	ignoreExcludeLB                          bool // the speakers' --ignore-exclude-lb
+}
+
 // statusReport gathers the objects and explains every LoadBalancer Service of the class.
 // Speakers count as alive when their pod is Ready (the CLI cannot see memberlist itself).
-func statusReport(ctx context.Context, client kubernetes.Interface, namespace, configName, lbClass, mlLabels string) ([]statusRow, []string, error) {
+func statusReport(ctx context.Context, client kubernetes.Interface, opts statusOptions) ([]statusRow, []string, error) {
+	namespace, configName, lbClass, mlLabels := opts.namespace, opts.configName, opts.lbClass, opts.mlLabels
 	var warnings []string
 	var cfg *config.Config
 	cm, err := client.CoreV1().ConfigMaps(namespace).Get(ctx, configName, metav1.GetOptions{})
@@ -140,10 +155,11 @@ func statusReport(ctx context.Context, client kubernetes.Interface, namespace, c
 		bySvc[key] = append(bySvc[key], sl)
 	}
 	in := speaker.Inputs{
-		Config:         cfg,
-		LBClass:        lbClass,
-		EndpointSlices: func(s *corev1.Service) []*discoveryv1.EndpointSlice { return bySvc[s.Namespace+"/"+s.Name] },
-		Alive:          alive,
+		Config:          cfg,
+		LBClass:         lbClass,
+		EndpointSlices:  func(s *corev1.Service) []*discoveryv1.EndpointSlice { return bySvc[s.Namespace+"/"+s.Name] },
+		Alive:           alive,
+		IgnoreExcludeLB: opts.ignoreExcludeLB,
 	}
 	for i := range nodes.Items {
 		in.Nodes = append(in.Nodes, &nodes.Items[i])

@@ -40,6 +40,7 @@ func TestStatusReport(t *testing.T) {
 		return svc
 	}
 	worker3 := "worker3"
+	notReady := false
 	objects := []runtime.Object{
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "metallb-system", Name: "config"}, Data: map[string]string{"config": `
 address-pools:
@@ -60,6 +61,17 @@ address-pools:
 			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "local-abc", Labels: map[string]string{discoveryv1.LabelServiceName: "local"}},
 			Endpoints:  []discoveryv1.Endpoint{{Addresses: []string{"10.244.3.5"}, NodeName: &worker3}},
 		},
+		&discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-abc", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+			Endpoints:  []discoveryv1.Endpoint{{Addresses: []string{"10.244.1.7"}, NodeName: &worker3}},
+		},
+		// Assigned an address, but its only pod is not ready: nobody announces it.
+		lb("idle", "172.18.255.201", false),
+		&discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "idle-abc", Labels: map[string]string{discoveryv1.LabelServiceName: "idle"}},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.244.1.8"}, NodeName: &worker3,
+				Conditions: discoveryv1.EndpointConditions{Ready: &notReady, Serving: &notReady}}},
+		},
 		lb("waiting", "", false),
 		&corev1.Event{
 			ObjectMeta:     metav1.ObjectMeta{Namespace: "default", Name: "waiting.1"},
@@ -69,7 +81,7 @@ address-pools:
 		},
 	}
 	client := fake.NewClientset(objects...)
-	rows, warnings, err := statusReport(context.Background(), client, "metallb-system", "config", "", "app=metallb,component=speaker")
+	rows, warnings, err := statusReport(context.Background(), client, statusOptions{namespace: "metallb-system", configName: "config", mlLabels: "app=metallb,component=speaker"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,8 +92,11 @@ address-pools:
 	for _, r := range rows {
 		byService[r.Service] = r
 	}
-	if len(rows) != 3 {
-		t.Fatalf("rows %+v, want web, local and waiting", rows)
+	if len(rows) != 4 {
+		t.Fatalf("rows %+v, want web, local, idle and waiting", rows)
+	}
+	if idle := byService["default/idle"]; len(idle.Nodes) != 0 || idle.Pool != "l2" || !strings.Contains(idle.Why, "no ready or serving endpoint") {
+		t.Errorf("idle: %+v, want pool l2, no node, and the missing endpoint as the reason", idle)
 	}
 
 	web := byService["default/web"]
@@ -98,6 +113,22 @@ address-pools:
 	if local.Protocol != "bgp" || strings.Join(local.Nodes, ",") != "worker3" {
 		t.Errorf("local: %+v, want bgp advertised by worker3 only (the node with the endpoint)", local)
 	}
+	// The same cluster explained for speakers run with --ignore-exclude-lb: the labelled control
+	// plane is a candidate like any other node.
+	rows, _, err = statusReport(context.Background(), client, statusOptions{namespace: "metallb-system", configName: "config", mlLabels: "app=metallb,component=speaker", ignoreExcludeLB: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.Service != "default/web" {
+			continue
+		}
+		want := election.Owner(mustAddr(t, "172.18.255.200"), []string{"control-plane", "worker1", "worker3"})
+		if strings.Join(r.Nodes, ",") != want || !strings.Contains(r.Why, "control-plane, worker1, worker3") || strings.Contains(r.Why, "node is labelled") {
+			t.Errorf("--ignore-exclude-lb: web %+v, want %s elected among control-plane, worker1, worker3", r, want)
+		}
+	}
+
 	waiting := byService["default/waiting"]
 	if !waiting.Pending || !strings.Contains(waiting.Why, `no free address in pool "l2"`) {
 		t.Errorf("waiting: %+v, want pending with the AllocationFailed reason", waiting)

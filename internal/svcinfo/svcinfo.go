@@ -25,13 +25,22 @@ func Handled(svc *corev1.Service, lbClass string) bool {
 // StatusIPs returns the addresses in the Service's .status.loadBalancer.ingress, sorted and
 // unmapped, ignoring hostnames and anything unparsable.
 func StatusIPs(svc *corev1.Service) []netip.Addr {
+	ips := IngressIPs(svc)
+	SortAddrs(ips)
+	return ips
+}
+
+// IngressIPs returns the addresses in the Service's .status.loadBalancer.ingress in the order
+// written there (unmapped, ignoring hostnames and anything unparsable). The order matters to
+// the layer-2 election: the first address is the key that picks the node announcing all of
+// them, as in MetalLB.
+func IngressIPs(svc *corev1.Service) []netip.Addr {
 	var ips []netip.Addr
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
 		if ip, err := netip.ParseAddr(ing.IP); err == nil {
 			ips = append(ips, ip.Unmap())
 		}
 	}
-	SortAddrs(ips)
 	return ips
 }
 

@@ -276,7 +276,6 @@ func createAnnouncedService(t *testing.T, cs kubernetes.Interface, name, ip stri
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
 
 // serveRegistry serves reg's /metrics on a loopback port for the test's duration.
 func serveRegistry(t *testing.T, reg prometheus.Gatherer) string {

@@ -22,8 +22,8 @@ deps: ## Debian packages and the cached kube-apiserver the tests need
 
 test: deps lint unit e2e ## everything CI runs
 
-unit: ## unit, protocol (network namespaces, FRR) and API-server tests
-	$(GO) test -count=1 -timeout 30m ./...
+unit: ## unit, protocol (network namespaces, FRR) and API-server tests, under the race detector
+	$(GO) test -race -count=1 -timeout 45m ./...
 
 lint: check-purity staticcheck ## gofmt, go vet, staticcheck, go mod tidy, dependency rule
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -486,9 +486,19 @@ spec:
 	for i, ip := range []netip.Addr{walkIP, reqIP} {
 		answered, dual := 0, 0
 		perNode := map[string]int{}
+		// The announcement gap: from the first unanswered sample to the next answered one.
+		var silentSince time.Time
+		var silence time.Duration
 		for _, s := range arp[i] {
 			if s.value == "-" {
+				if silentSince.IsZero() {
+					silentSince = s.at
+				}
 				continue
+			}
+			if !silentSince.IsZero() {
+				silence = max(silence, s.at.Sub(silentSince))
+				silentSince = time.Time{}
 			}
 			answered++
 			ms := strings.Split(s.value, ",")
@@ -506,7 +516,8 @@ spec:
 				}
 			}
 		}
-		t.Logf("ARP for %s: %d samples, %d answered, %d with two MACs; answers per node %v", ip, len(arp[i]), answered, dual, perNode)
+		t.Logf("ARP for %s: %d samples, %d answered, %d with two MACs, longest stretch unanswered %v; answers per node %v",
+			ip, len(arp[i]), answered, dual, silence.Round(time.Millisecond), perNode)
 		if len(arp[i]) < 20 {
 			t.Errorf("only %d ARP samples for %s: the loop did not run", len(arp[i]), ip)
 		}

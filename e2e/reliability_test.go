@@ -77,6 +77,11 @@ func TestInvalidConfigAndSpeakerRestartKeepIPs(t *testing.T) {
 		ips = append(ips, c.ServiceIP(t, ns, name, 90*time.Second))
 	}
 	answersAll := func(ctx context.Context) error {
+		// Forget the MACs learnt so far: a node that stopped announcing still forwards what
+		// reaches it, so only a fresh ARP resolution shows whether somebody announces the IP.
+		if _, err := client.Exec(ctx, "ip", "neigh", "flush", "all"); err != nil {
+			return err
+		}
 		var failed []string
 		for _, ip := range ips {
 			if _, err := client.Get(ctx, "http://"+ip.String()+"/host"); err != nil {
@@ -90,6 +95,9 @@ func TestInvalidConfigAndSpeakerRestartKeepIPs(t *testing.T) {
 	}
 	Eventually(t, 60*time.Second, time.Second, answersAll)
 
+	// Registered before replaceConfig, so it runs after the config is back: a rollout stalled
+	// on a not-ready speaker finishes before the next test.
+	t.Cleanup(func() { c.WaitRollout(t, Namespace, "daemonset/speaker", 3*time.Minute) })
 	replaceConfig(t, c, "address-pools:\n- name: default\n  protocol: layer2\n  addresses: [not-an-address]\n")
 	c.Kubectl(t, "-n", Namespace, "rollout", "restart", "daemonset/speaker")
 	// A speaker without a usable config reports not ready, so the rollout may stall on the

@@ -231,20 +231,28 @@ type probes struct {
 	cancel  context.CancelFunc
 }
 
-// startProbes requests every target every 20 ms (curl, 0.5 s timeout) and, for every IP,
-// sends one ARP request at a time and records every MAC that answers it within 0.3 s: two
-// MACs in one sample are two nodes answering for the IP at the same moment.
-func startProbes(t *testing.T, cl *Client, targets []probeTarget, ips []netip.Addr) *probes {
+// startProbes requests every target every 20 ms (e2e/prober, a new connection each time, 0.5 s
+// timeout) and, for every IP, sends one ARP request at a time and records every MAC that
+// answers it within 0.3 s: two MACs in one sample are two nodes answering for the IP at the
+// same moment.
+func startProbes(t *testing.T, c *Cluster, cl *Client, targets []probeTarget, ips []netip.Addr) *probes {
 	t.Helper()
-	var b strings.Builder
-	b.WriteString("rm -rf /tmp/probe; mkdir -p /tmp/probe\n")
-	for i, tg := range targets {
-		fmt.Fprintf(&b, `( while [ ! -f /tmp/probe/stop ]; do
-  if curl -s -o /dev/null --max-time 0.5 %q; then r=ok; else r=FAIL; fi
-  echo "$(date +%%s.%%N) $r"; sleep 0.02
-done ) > /tmp/probe/http-%d.log &
-`, tg.url, i)
+	bin := filepath.Join(t.TempDir(), "prober")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./e2e/prober")
+	build.Dir = c.RepoRoot
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./e2e/prober: %v\n%s", err, out)
 	}
+	if out, err := exec.Command("docker", "cp", bin, cl.Name+":/usr/local/bin/prober").CombinedOutput(); err != nil {
+		t.Fatalf("docker cp prober: %v: %s", err, out)
+	}
+	var b strings.Builder
+	b.WriteString("rm -rf /tmp/probe; mkdir -p /tmp/probe\nprober -out /tmp/probe -interval 20ms -timeout 500ms")
+	for _, tg := range targets {
+		fmt.Fprintf(&b, " %q", tg.url)
+	}
+	b.WriteString(" &\n")
 	for i, ip := range ips {
 		fmt.Fprintf(&b, `( while [ ! -f /tmp/probe/stop ]; do
   m=$(arping -c 2 -w 0.3 -i eth0 %s 2>/dev/null | grep -o 'from [0-9a-f:]*' | cut -d' ' -f2 | sort -u | paste -sd, -)
@@ -453,7 +461,7 @@ spec:
 	t.Logf("under MetalLB v0.12.1: %s %s, %s %s, %s %s", targets[0].name, walkIP, targets[1].name, reqIP, targets[2].name, walkIP)
 
 	// Migrate, exactly as the guide says, under observation.
-	p := startProbes(t, client, targets, []netip.Addr{walkIP, reqIP})
+	p := startProbes(t, c, client, targets, []netip.Addr{walkIP, reqIP})
 	time.Sleep(3 * time.Second)
 	dir := t.TempDir()
 	if err := os.Symlink(filepath.Join(c.RepoRoot, "manifests"), filepath.Join(dir, "manifests")); err != nil {

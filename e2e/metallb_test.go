@@ -37,6 +37,11 @@ func removeLoadBalancer(t *testing.T, c *Cluster) {
 // restoreIronlb puts ironlb back as the rest of the suite expects it, whatever a test left.
 func restoreIronlb(t *testing.T, c *Cluster) {
 	t.Helper()
+	// A memberlist Secret created by a MetalLB-style controller is owned by its Deployment:
+	// free it first, or deleting the Deployment has it garbage-collected under ironlb's feet.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _ = c.KubectlCtx(ctx, "-n", Namespace, "patch", "secret", "memberlist", "--type=merge", "-p", `{"metadata":{"ownerReferences":null}}`)
 	removeLoadBalancer(t, c)
 	installIronlb(t, c)
 	c.WaitRollout(t, Namespace, "daemonset/speaker", 3*time.Minute)
@@ -93,8 +98,14 @@ func TestMetalLBManifestRunsIronlb(t *testing.T) {
 	t.Cleanup(func() { restoreIronlb(t, c) })
 	c.ApplyFile(t, "manifests/namespace.yaml")
 	ensurePool(t, c)
+	// No memberlist Secret: as MetalLB's controller does, ironlb's creates it (owned by its
+	// Deployment), and the speakers, which read it through their environment, then start.
+	c.Kubectl(t, "-n", Namespace, "delete", "secret", "memberlist", "--ignore-not-found")
 	c.Apply(t, metallbManifest(t, c, CompatSpeakerImage, CompatControllerImage), false)
 	waitComponents(t, c)
+	if owners := c.Kubectl(t, "-n", Namespace, "get", "secret", "memberlist", "-o", "jsonpath={.metadata.ownerReferences[*].kind}/{.metadata.ownerReferences[*].name}"); owners != "Deployment/controller" {
+		t.Errorf("memberlist Secret owned by %q, want Deployment/controller", owners)
+	}
 
 	ns := c.CreateNamespace(t, "e2e-mlbmanifest")
 	app, err := os.ReadFile(filepath.Join(c.RepoRoot, "e2e/kind/manifests/app.yaml"))
@@ -129,6 +140,7 @@ func TestMetalLBManifestRunsIronlb(t *testing.T) {
 		{speakerLogs, "may list but not watch the speaker pods"},
 		{controllerLogs, "running as MetalLB's controller"},
 		{controllerLogs, "leader election off"},
+		{controllerLogs, "created the memberlist Secret"},
 	} {
 		if !strings.Contains(want.logs, want.text) {
 			t.Errorf("no log line %q", want.text)

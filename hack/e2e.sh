@@ -24,7 +24,7 @@ echo ">> cluster ready after $(( $(date +%s) - start ))s"
 # The demo is the README's main command: CI runs it as it is, on the cluster just built.
 "$root/e2e/kind/demo.sh"
 # MetalLB v0.12.1, the baseline of the migration test (and the benchmarks): built once per
-# version into the cache (cold: about 2-3 minutes on 2 busy cores, module download included),
+# version into the cache (cold: 4 minutes on 2 busy cores, module download included),
 # then only its two images are rebuilt and loaded (seconds).
 start=$(date +%s)
 "$root/hack/build-metallb.sh" >/dev/null

@@ -180,7 +180,7 @@ func runMetalLB(ctx context.Context, cmd string, args []string, stderr io.Writer
 		fmt.Fprintf(stderr, "ironlb: %v\n", err)
 		return 2
 	}
-	logger.Info("running as MetalLB's "+cmd, "metallbArgs", args, "ironlbArgs", inv.args)
+	logger.Info("running as MetalLB's "+cmd, "metallbArgs", redactSecret(args), "ironlbArgs", inv.args)
 	for _, n := range inv.notes {
 		logger.Warn(n)
 	}
@@ -202,6 +202,26 @@ func runMetalLB(ctx context.Context, cmd string, args []string, stderr io.Writer
 		}
 	}
 	return run(ctx, inv.args, os.Stdin, os.Stdout, stderr)
+}
+
+// redactSecret returns args with the value of --ml-secret-key hidden, for logging.
+func redactSecret(args []string) []string {
+	out := make([]string, len(args))
+	hideNext := false
+	for i, a := range args {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case hideNext:
+			out[i], hideNext = "<redacted>", false
+		case strings.HasPrefix(a, "-") && name == "ml-secret-key" && hasValue:
+			out[i] = a[:strings.Index(a, "=")+1] + "<redacted>"
+		case strings.HasPrefix(a, "-") && name == "ml-secret-key":
+			out[i], hideNext = a, true
+		default:
+			out[i] = a
+		}
+	}
+	return out
 }
 
 // flagValue returns the value of the "--name=" flag in args, or def.

@@ -153,3 +153,17 @@ func TestTranslatedFlagsParse(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactSecret(t *testing.T) {
+	tests := []struct{ in, want []string }{
+		{[]string{"--port=7472", "--ml-secret-key=hunter2", "--log-level=info"}, []string{"--port=7472", "--ml-secret-key=<redacted>", "--log-level=info"}},
+		{[]string{"-ml-secret-key", "hunter2", "--port", "7472"}, []string{"-ml-secret-key", "<redacted>", "--port", "7472"}},
+		{[]string{"--ml-labels=ml-secret-key=x"}, []string{"--ml-labels=ml-secret-key=x"}},
+		{nil, []string{}},
+	}
+	for _, tc := range tests {
+		if got := redactSecret(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("redactSecret(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -469,6 +469,15 @@ spec:
 			return err
 		})
 	}
+	// Namespaces of earlier tests still going away would take their Services with them in the
+	// middle of the guide's before/after comparison.
+	Eventually(t, 3*time.Minute, 2*time.Second, func(ctx context.Context) error {
+		out, err := c.KubectlCtx(ctx, "get", "namespaces", "-o", `jsonpath={range .items[?(@.status.phase=="Terminating")]}{.metadata.name} {end}`)
+		if err == nil && strings.TrimSpace(out) != "" {
+			err = fmt.Errorf("namespaces still terminating: %s", out)
+		}
+		return err
+	})
 	before := lbIPs(t, c)
 	t.Logf("under MetalLB v0.12.1: %s %s, %s %s, %s %s", targets[0].name, walkIP, targets[1].name, reqIP, targets[2].name, walkIP)
 

@@ -9,7 +9,7 @@ PURE_PKGS := ./config ./ipam ./election ./layer2 ./bgp ./membership
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: all build test unit lint deps check-purity staticcheck bench bench-l2 \
-        kind-image demo demo-down e2e clean
+        kind-image metallb demo demo-down e2e clean
 
 all: build
 
@@ -51,6 +51,9 @@ bench-l2: ## layer-2 failover with real memberlist in network namespaces: cut li
 
 kind-image: ## the offline kind node image (cached by Kubernetes version)
 	e2e/kind/node-image.sh
+
+metallb: ## MetalLB v0.12.1 controller and speaker images from its Go module (the baseline; cached by version)
+	hack/build-metallb.sh
 
 demo: ## kind cluster (1 control plane + 3 workers) and the DESIGN §1 walkthrough, curl through the LB IP
 	e2e/kind/demo.sh

@@ -73,6 +73,11 @@ func startRouter(t *testing.T, subnet netip.Prefix, nodeIPs []netip.Addr) *frrRo
 		}
 		r.IP = ip
 	}
+	if !r.IP.IsValid() && runErr != nil && strings.Contains(runErr.Error(), "user configured subnets") {
+		// A kind network Docker does not count as user-configured (created without --subnet)
+		// takes no fixed address: let Docker pick one and read it back.
+		r.IP = runRouterAnyIP(t, r.Name)
+	}
 	if !r.IP.IsValid() {
 		t.Fatalf("no FRR container on the kind network: %v", runErr)
 	}
@@ -135,6 +140,30 @@ done`
 		return nil
 	})
 	return r
+}
+
+// runRouterAnyIP runs the FRR container on the kind network with an address Docker picks.
+func runRouterAnyIP(t *testing.T, name string) netip.Addr {
+	t.Helper()
+	out, err := exec.Command("docker", "run", "-d", "--rm", "--name", name, "--label", containerLabel,
+		"--network", KindNetwork,
+		"--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW", "--cap-add", "SYS_ADMIN",
+		"--sysctl", "net.ipv4.ip_forward=1",
+		"--sysctl", "net.ipv4.conf.all.send_redirects=0",
+		"--sysctl", "net.ipv4.conf.eth0.send_redirects=0",
+		"--entrypoint", "sleep", FRRImage, "infinity").CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker run %s: %v: %s", FRRImage, err, out)
+	}
+	raw, err := exec.Command("docker", "inspect", "-f", `{{(index .NetworkSettings.Networks "kind").IPAddress}}`, name).Output()
+	if err != nil {
+		t.Fatalf("docker inspect %s: %v", name, err)
+	}
+	ip, err := netip.ParseAddr(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatalf("FRR container %s: kind network address %q: %v", name, raw, err)
+	}
+	return ip
 }
 
 // kindNetworkAddrs returns the IPv4 addresses of the containers on the kind network.

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +111,50 @@ func TestComponentsRun(t *testing.T) {
 				t.Errorf("%s pod not Ready: %q", component, l)
 			}
 		}
+	}
+}
+
+// TestManifestHardening (issue 9, item 12; issue 10, item 8): the running pods carry the
+// priority classes, resource requests and memory limits of the manifest, and the
+// app.kubernetes.io labels, while the selectors stay MetalLB's (app=metallb, component=...),
+// which existing DaemonSets and Deployments cannot change.
+func TestManifestHardening(t *testing.T) {
+	c := Setup(t)
+	installIronlb(t, c)
+	c.WaitRollout(t, Namespace, "daemonset/speaker", 3*time.Minute)
+	c.WaitRollout(t, Namespace, "deployment/controller", 3*time.Minute)
+	tests := []struct {
+		component, object, priorityClass string
+	}{
+		{"speaker", "daemonset/speaker", "system-node-critical"},
+		{"controller", "deployment/controller", "system-cluster-critical"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.component, func(t *testing.T) {
+			sel := c.Kubectl(t, "-n", Namespace, "get", tc.object, "-o", "jsonpath={.spec.selector.matchLabels}")
+			if want := `{"app":"metallb","component":"` + tc.component + `"}`; sel != want {
+				t.Errorf("%s selector %s, want %s", tc.object, sel, want)
+			}
+			out := c.Kubectl(t, "-n", Namespace, "get", "pods", "-l", "app=metallb,component="+tc.component, "-o",
+				`jsonpath={range .items[*]}{.metadata.name} {.spec.priorityClassName} {.spec.priority} {.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.requests.memory} {.spec.containers[0].resources.limits.memory} {.metadata.labels.app\.kubernetes\.io/name} {.metadata.labels.app\.kubernetes\.io/component} {.metadata.labels.app\.kubernetes\.io/part-of}{"\n"}{end}`)
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if len(lines) == 0 || lines[0] == "" {
+				t.Fatalf("no %s pods", tc.component)
+			}
+			for _, l := range lines {
+				f := strings.Fields(l)
+				if len(f) != 9 {
+					t.Errorf("pod %q lacks a priority, request, limit or label", l)
+					continue
+				}
+				// The system-*-critical classes are the only ones at or above 2000000000.
+				if prio, err := strconv.Atoi(f[2]); f[1] != tc.priorityClass || err != nil || prio < 2000000000 {
+					t.Errorf("pod %s: priority class %s (%s), want %s", f[0], f[1], f[2], tc.priorityClass)
+				}
+				if f[6] != "ironlb" || f[7] != tc.component || f[8] != "ironlb" {
+					t.Errorf("pod %s: app.kubernetes.io name/component/part-of = %v", f[0], f[6:])
+				}
+			}
+		})
 	}
 }

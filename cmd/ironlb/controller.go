@@ -134,6 +134,9 @@ func controllerMain(ctx context.Context, logger *slog.Logger, common commonFlags
 			logger.Error("controller stopped", "error", err)
 		}
 	}
+	if leaderElect && !leasesAllowed(ctx, client, common.namespace, logger) { // MetalLB's RBAC: see rbac.go
+		leaderElect = false
+	}
 	if !leaderElect {
 		run(ctx)
 		return nil

@@ -1,5 +1,6 @@
 // Command ironlb is the single binary of ironlb: one image runs both the controller and the
-// speaker, chosen by the first argument.
+// speaker, chosen by the first argument, or by the program name /speaker or /controller, which
+// takes MetalLB's flags (see metallb.go).
 package main
 
 import (
@@ -25,7 +26,13 @@ Run "ironlb <command> -h" for the flags of a command.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	var code int
+	// Started as MetalLB's /speaker or /controller (the images for MetalLB's own manifests).
+	if cmd := metallbCommand(os.Args[0]); cmd != "" {
+		code = runMetalLB(ctx, cmd, os.Args[1:], os.Stderr)
+	} else {
+		code = run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	}
 	stop()
 	os.Exit(code)
 }

@@ -42,6 +42,7 @@ func runSpeaker(ctx context.Context, args []string, stderr io.Writer) int {
 		logger.Error("kubernetes client", "error", err)
 		return 1
 	}
+	client = speakerClient(ctx, client, common.namespace, logger) // MetalLB's RBAC: see rbac.go
 	secret := os.Getenv("METALLB_ML_SECRET_KEY")
 	if secret == "" {
 		secret = os.Getenv("IRONLB_ML_SECRET_KEY")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # images.sh — builds the project's images and loads the in-cluster ones into the kind cluster:
 #   ironlb/ironlb:dev     the Dockerfile at the repo root, around a static bin/ironlb
+#   ironlb/speaker:dev, ironlb/controller:dev   the same binary as MetalLB's /speaker and
+#                         /controller (Dockerfile targets), for MetalLB's own manifest
 #   ironlb/e2e-app:dev    e2e/app, the walkthrough's web app
 #   ironlb/podroutes:dev  e2e/podroutes, the pod routes between kind nodes
 #   ironlb/netshoot:dev   the client container, unless $CLIENT_IMAGE (nicolaka/netshoot) is at hand
@@ -77,12 +79,19 @@ if (cd "$REPO_ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/
   log "docker build $IRONLB_IMAGE"
   dbuild -q -t "$IRONLB_IMAGE" "$REPO_ROOT" >/dev/null
   load_image "$IRONLB_IMAGE"
+  # The same binary as MetalLB's /speaker and /controller, for MetalLB's own manifest.
+  for target in speaker controller; do
+    img=$IRONLB_COMPAT_IMAGE_PREFIX$target:dev
+    log "docker build --target $target $img"
+    dbuild -q --target "$target" -t "$img" "$REPO_ROOT" >/dev/null
+    load_image "$img"
+  done
 else
   ironlb_ok=0
   log "WARNING: ./cmd/ironlb does not build; $IRONLB_IMAGE not updated"
 fi
 
-for img in "$IRONLB_IMAGE" "$APP_IMAGE" "$PODROUTES_IMAGE" "$client" "$FRR_IMAGE"; do
+for img in "$IRONLB_IMAGE" "${IRONLB_COMPAT_IMAGE_PREFIX}speaker:dev" "${IRONLB_COMPAT_IMAGE_PREFIX}controller:dev" "$APP_IMAGE" "$PODROUTES_IMAGE" "$client" "$FRR_IMAGE"; do
   if have_image "$img"; then
     log "  $img $(docker image inspect -f '{{.Size}}' "$img" | numfmt --to=iec)"
   fi

@@ -37,6 +37,7 @@ KIND_NETWORK=kind
 CLIENT_IMAGE="${CLIENT_IMAGE:-nicolaka/netshoot}"
 LOCAL_CLIENT_IMAGE=ironlb/netshoot:dev
 IRONLB_IMAGE=ironlb/ironlb:dev
+IRONLB_COMPAT_IMAGE_PREFIX=ironlb/ # + speaker:dev, controller:dev (Dockerfile targets)
 APP_IMAGE=ironlb/e2e-app:dev
 FRR_IMAGE=ironlb/frr:dev
 PODROUTES_IMAGE=ironlb/podroutes:dev

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,7 +12,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ironlb/ironlb/internal/metricstest"
-	"github.com/ironlb/ironlb/internal/serve"
 )
 
 var controllerTarget = metricstest.Target{Job: "metallb", Pod: "controller-7f4b9c-x2x9z", Container: "controller"}
@@ -24,7 +22,7 @@ var controllerTarget = metricstest.Target{Job: "metallb", Pod: "controller-7f4b9
 func TestMetricsMatchMetalLB(t *testing.T) {
 	e := newEnv(t)
 	reg := prometheus.NewRegistry()
-	url := serveMetrics(t, reg)
+	url := metricstest.Serve(t, reg)
 
 	// A replica that does not lead (never Run) exports none of them.
 	if _, err := New(Options{Client: e.cs, Registerer: reg}); err != nil {
@@ -161,25 +159,6 @@ address-pools:
 	})
 }
 
-// serveMetrics serves reg's /metrics on a loopback port for the test's duration.
-func serveMetrics(t *testing.T, reg prometheus.Gatherer) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve.Serve(ctx, l, reg, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("metrics server: %v", err)
-		}
-	})
-	return "http://" + l.Addr().String() + "/metrics"
-}
-
 // TestMetricsCountFailedSyncs runs the controller as a user that may read Services but not write
 // their status: every sync of the Service fails and is retried, and each failure counts in
 // metallb_k8s_client_update_errors_total, as MetalLB counts its retried workqueue items. Once
@@ -213,7 +192,7 @@ func TestMetricsCountFailedSyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	url := serveMetrics(t, reg)
+	url := metricstest.Serve(t, reg)
 	e.startController(t, func(o *Options) { o.Client = limited; o.Registerer = reg })
 	e.create(t, lbService("default", "svc"))
 

@@ -16,19 +16,6 @@ import (
 // Service's status stays that Service's own until a deliberate change of that Service, and no
 // configuration takes one away.
 
-// setStatus writes ips into the Service's status as a previous controller would have.
-func (e *env) setStatus(t *testing.T, ns, name string, ips ...string) {
-	t.Helper()
-	svc := e.get(t, ns, name)
-	svc.Status.LoadBalancer.Ingress = nil
-	for _, ip := range ips {
-		svc.Status.LoadBalancer.Ingress = append(svc.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
-	}
-	if _, err := e.cs.CoreV1().Services(ns).UpdateStatus(context.Background(), svc, metav1.UpdateOptions{}); err != nil {
-		t.Fatalf("update status of %s/%s: %v", ns, name, err)
-	}
-}
-
 func (e *env) annotate(t *testing.T, ns, name, key, value string) {
 	t.Helper()
 	svc := e.get(t, ns, name)

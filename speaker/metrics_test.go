@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -23,7 +22,6 @@ import (
 
 	"github.com/ironlb/ironlb/internal/apitest"
 	"github.com/ironlb/ironlb/internal/metricstest"
-	"github.com/ironlb/ironlb/internal/serve"
 	"github.com/ironlb/ironlb/layer2/netlab"
 )
 
@@ -147,7 +145,7 @@ func speakerMetricsChild(t *testing.T, clientNS string) {
 			t.Errorf("speaker: %v", err)
 		}
 	})
-	url := serveRegistry(t, reg)
+	url := metricstest.Serve(t, reg)
 
 	web := map[string]string{"service": "default/web", "ip": metricsL2IP, "protocol": "layer2", "node": "node1"}
 	routed := map[string]string{"service": "default/routed", "ip": metricsBGPIP, "protocol": "bgp", "node": "node1"}
@@ -274,26 +272,6 @@ func createAnnouncedService(t *testing.T, cs kubernetes.Interface, name, ip stri
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-
-// serveRegistry serves reg's /metrics on a loopback port for the test's duration.
-func serveRegistry(t *testing.T, reg prometheus.Gatherer) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve.Serve(ctx, l, reg, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("metrics server: %v", err)
-		}
-	})
-	return "http://" + l.Addr().String() + "/metrics"
 }
 
 // waitScrape scrapes url until cond holds (60s at most) and returns that scrape.

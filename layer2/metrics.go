@@ -14,6 +14,7 @@ type Metrics struct {
 	responses  *prometheus.CounterVec
 	gratuitous *prometheus.CounterVec
 	duplicates *prometheus.CounterVec
+	yields     *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -46,6 +47,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		responses:  vec("responses_sent_total", "ARP replies and solicited Neighbor Advertisements sent for an owned IP."),
 		gratuitous: vec("gratuitous_sent_total", "Gratuitous ARP packets and unsolicited Neighbor Advertisements sent."),
 		duplicates: vec("duplicate_owner_total", "ARP or NDP packets from another MAC claiming an IP this node owns (split brain)."),
+		yields:     vec("conflicts_yielded_total", "Times this node stopped answering for an IP it owns because another node announcing it won the tie-break (split brain)."),
 	}
 }
 
@@ -77,5 +79,11 @@ func (m *Metrics) gratuitousSent(ip netip.Addr) {
 func (m *Metrics) duplicateSeen(ip netip.Addr) {
 	if m != nil {
 		m.inc(m.duplicates, ip)
+	}
+}
+
+func (m *Metrics) yielded(ip netip.Addr) {
+	if m != nil {
+		m.inc(m.yields, ip)
 	}
 }

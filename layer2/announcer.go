@@ -42,6 +42,11 @@ const (
 	// yieldTimeout: the loser takes the IP back once the winner has been
 	// silent this long (it died, or withdrew when the partition healed).
 	yieldTimeout = 3500 * time.Millisecond
+	// rejoinHoldoff: after Reannounce (a member rejoined) nothing is yielded for this long.
+	// The two sides of a healed split learn of each other a moment apart; meanwhile the
+	// election's owner would otherwise yield to the other, which is about to withdraw, and
+	// stay silent until yieldTimeout.
+	rejoinHoldoff = 2 * time.Second
 )
 
 // Options configures an Announcer.
@@ -65,7 +70,8 @@ type Options struct {
 	// hears it, and the loser stops answering for the IP while the winner
 	// still answers its probes (every second). It takes the IP back when the
 	// winner has been silent for 3.5 s, and at once on Reannounce (the
-	// speaker calls it when a member rejoins, which ends the split).
+	// speaker calls it when a member rejoins, which ends the split; for 2 s
+	// after it nothing is yielded, while the election settles).
 	ResolveConflicts bool
 	// OnYield is called (outside any lock) when this announcer yields an IP
 	// to winnerMAC, and OnReclaim when it takes a yielded IP back. Either
@@ -103,6 +109,8 @@ type Announcer struct {
 	// yields holds the owned IPs given up to another announcer in a
 	// conflict: they are not answered nor announced until reclaimed.
 	yields map[netip.Addr]*yield
+	// holdoff: no yielding before this time (set by Reannounce).
+	holdoff time.Time
 
 	kick     chan struct{} // wakes the gratuitous scheduler
 	stopCh   chan struct{} // closed by Stop
@@ -317,6 +325,7 @@ func (a *Announcer) Reannounce() {
 		reclaimed = append(reclaimed, ip)
 	}
 	clear(a.yields)
+	a.holdoff = a.clock().Add(rejoinHoldoff)
 	defer a.reclaimed(reclaimed, "a member rejoined")
 	if a.stopped || len(a.owned) == 0 || len(a.schedule) == 0 {
 		a.mu.Unlock()
@@ -528,7 +537,7 @@ func (a *Announcer) duplicate(ip netip.Addr, mac net.HardwareAddr, ifName string
 		a.reported[ip] = now
 		report = true
 	}
-	if ifc := a.ifaces[ifName]; ifc != nil && a.opts.ResolveConflicts {
+	if ifc := a.ifaces[ifName]; ifc != nil && a.opts.ResolveConflicts && !now.Before(a.holdoff) {
 		if ConflictWinner(ip, ifc.mac, mac) {
 			if now.Sub(a.reasserted[ip]) >= reassertInterval {
 				a.reasserted[ip] = now

@@ -373,8 +373,16 @@ func TestConflictYieldAndReclaim(t *testing.T) {
 		}, true, 2},
 		{"it comes back: we yield again", func() { a.duplicate(ip, stronger, "eth0") }, false, 3},
 		{"a member rejoined: yields end", a.Reannounce, true, 4},
-		{"yield once more, then no longer owned", func() {
+		{"no yield while the election settles", func() {
+			now = now.Add(rejoinHoldoff - time.Millisecond)
 			a.duplicate(ip, stronger, "eth0")
+		}, true, 4},
+		{"after that, yield once more, then no longer owned", func() {
+			now = now.Add(time.Millisecond)
+			a.duplicate(ip, stronger, "eth0")
+			if len(a.Yielded()) != 1 {
+				t.Fatal("not yielded after the holdoff")
+			}
 			a.SetOwned(nil)
 		}, false, 5},
 	}

@@ -40,7 +40,8 @@
 // probe from 0.0.0.0, or a Neighbor Solicitation) whether the winner still
 // answers, and takes the address back when the winner has been silent for
 // 3.5 s, or at once on [Announcer.Reannounce] (the speaker calls it when a
-// member rejoins, which ends the split). A host on the link that is not an
+// member rejoins, which ends the split; for 2 s after it nothing is yielded,
+// since the two sides learn of each other a moment apart). A host on the link that is not an
 // ironlb speaker and answers for the address takes part in the same way: if
 // it wins the tie-break, the speaker yields while it answers (it would win
 // the clients' caches anyway).

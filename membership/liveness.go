@@ -79,6 +79,10 @@ func (l *Liveness) Update(now time.Time, alive []string) map[string]bool {
 		switch {
 		case current[n]:
 			delete(l.until, n)
+		case l.left(n):
+			// Back, but not as a candidate (on standby, or it left): its IPs move now.
+			delete(l.until, n)
+			l.log.Info("speaker is back without serving (standby) or left; its IPs move now", "member", n)
 		case now.Before(until):
 			current[n] = true
 		default:

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ironlb/ironlb/election"
+	"github.com/ironlb/ironlb/layer2"
 	"github.com/ironlb/ironlb/layer2/netlab"
 )
 
@@ -28,7 +29,9 @@ func speakerNodes(lab *netlab.Lab) []netlab.NodeAddr {
 func startSpeaker(t *testing.T, h *netlab.Host, cfg netlab.SpeakerConfig) *netlab.SpeakerProc {
 	t.Helper()
 	cfg.Interfaces = []string{h.If}
-	cfg.Secret = speakerSecret
+	if cfg.Secret == "" {
+		cfg.Secret = speakerSecret
+	}
 	p, err := netlab.StartSpeaker(context.Background(), h, cfg)
 	if err != nil {
 		t.Fatalf("starting speaker on %s: %v", h.Name, err)
@@ -243,6 +246,44 @@ func TestSplitBrainEndsByItself(t *testing.T) {
 		owner := slices.Index(names, election.Owner(ip, names))
 		if !answeredOnlyBy(t, lab, ip, macOf(owner)) {
 			t.Errorf("%s: not answered by the election's owner %s alone after the block ended", ip, names[owner])
+		}
+	}
+}
+
+// The Secret rotated on half the nodes: the two halves never join, both
+// announce everything, and the announcers settle on one MAC per IP.
+func TestSplitBrainFromMismatchedSecrets(t *testing.T) {
+	lab := newLab(t, 2)
+	ips := []netip.Addr{netlab.Addr4(100), netlab.Addr4(101), netlab.Addr4(102), netlab.Addr4(103)}
+	nodes := speakerNodes(lab)
+	sp := []*netlab.SpeakerProc{
+		startSpeaker(t, lab.Nodes[0], netlab.SpeakerConfig{Nodes: nodes, IPs: ips, Secret: "the old secret of the lab"}),
+		startSpeaker(t, lab.Nodes[1], netlab.SpeakerConfig{Nodes: nodes, IPs: ips, Secret: "the new secret of the lab"}),
+	}
+	for _, p := range sp {
+		waitState(t, p, 20*time.Second, "owning every IP, alone", func(st netlab.SpeakerState) bool { return len(st.Owned) == len(ips) })
+	}
+	time.Sleep(3 * time.Second)
+	for _, ip := range ips {
+		got := arping(t, lab, ip, 3)
+		if len(got) == 0 {
+			t.Errorf("%s: no answer", ip)
+			continue
+		}
+		want := lab.Nodes[1].MAC.String()
+		if layer2.ConflictWinner(ip, lab.Nodes[0].MAC, lab.Nodes[1].MAC) {
+			want = lab.Nodes[0].MAC.String()
+		}
+		for _, m := range got {
+			if m != want {
+				t.Errorf("%s: answers %v, want only the tie-break winner %s", ip, got, want)
+				break
+			}
+		}
+	}
+	for i, p := range sp {
+		if st := p.Latest(); len(st.Alive) != 1 || len(st.Owned) != len(ips) {
+			t.Fatalf("node%d: alive %v owned %v: want alone and owning every IP (the halves must not have joined)", i, st.Alive, st.Owned)
 		}
 	}
 }

@@ -239,3 +239,34 @@ func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
 	}
 	return m.GetGauge().GetValue()
 }
+
+func TestNewRefusesShortSecrets(t *testing.T) {
+	base := Options{Client: fake.NewClientset(), NodeName: "n1", BindAddr: netip.MustParseAddr("10.1.0.1")}
+	tests := []struct {
+		name   string
+		secret string
+		extra  []string
+		want   string // "" accepted
+	}{
+		{"walkthrough secret", strings.Repeat("k", 172), nil, ""},
+		{"16 bytes", "0123456789abcdef", nil, ""},
+		{"15 bytes", "0123456789abcde", nil, "the memberlist secret is 15 bytes long, need at least 16"},
+		{"short extra key", "0123456789abcdef", []string{"old"}, "extra memberlist secret 0 is 3 bytes long"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			o.Secret = []byte(tc.secret)
+			for _, k := range tc.extra {
+				o.ExtraSecrets = append(o.ExtraSecrets, []byte(k))
+			}
+			_, err := New(o)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("New: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("New error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}

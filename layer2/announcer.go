@@ -60,8 +60,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
-	// OnDuplicate is called (outside any lock, at most every 10 s per IP and
-	// MAC) when another MAC claims an owned IP. May be nil.
+	// OnDuplicate is called (outside any lock, at most every 10 s per IP,
+	// whatever the number of MACs) when another MAC claims an owned IP. May
+	// be nil.
 	OnDuplicate func(ip netip.Addr, otherMAC net.HardwareAddr, iface string)
 	// ResolveConflicts makes two announcers that both own an IP (a split
 	// brain: they cannot hear each other's membership traffic) settle who
@@ -73,6 +74,12 @@ type Options struct {
 	// speaker calls it when a member rejoins, which ends the split; for 2 s
 	// after it nothing is yielded, while the election settles).
 	ResolveConflicts bool
+	// MayYield, when set, is asked (with the Announcer's lock held: it must
+	// be cheap and not call back) before yielding; false means a claim
+	// cannot come from a split brain (the speaker sees every other speaker
+	// alive, so the election alone settles who announces), and the IP is
+	// kept. Nil means always.
+	MayYield func() bool
 	// OnYield is called (outside any lock) when this announcer yields an IP
 	// to winnerMAC, and OnReclaim when it takes a yielded IP back. Either
 	// may be nil.
@@ -349,6 +356,23 @@ func (a *Announcer) Reannounce() {
 	}
 }
 
+// Assert sends one gratuitous announcement now for every owned IP that is not yielded. The
+// speaker calls it when it starts to miss a member (a possible split brain): a node on the
+// other side that announces the same IPs hears it, so the conflict is found even if the other
+// side's takeover announcements came before this node could yield.
+func (a *Announcer) Assert() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return
+	}
+	for ip := range a.owned {
+		if a.yields[ip] == nil {
+			a.gratuitousLocked(ip)
+		}
+	}
+}
+
 // Yielded returns the owned IPs currently left to another announcer in a
 // conflict, sorted.
 func (a *Announcer) Yielded() []netip.Addr {
@@ -537,7 +561,9 @@ func (a *Announcer) duplicate(ip netip.Addr, mac net.HardwareAddr, ifName string
 		a.reported[ip] = now
 		report = true
 	}
-	if ifc := a.ifaces[ifName]; ifc != nil && a.opts.ResolveConflicts && !now.Before(a.holdoff) {
+	if ifc := a.ifaces[ifName]; ifc != nil && a.opts.ResolveConflicts {
+		// The winner always answers a claim (harmless: it owns the IP), so that a loser that
+		// can yield hears it; the loser yields only outside the holdoff and when MayYield agrees.
 		if ConflictWinner(ip, ifc.mac, mac) {
 			if now.Sub(a.reasserted[ip]) >= reassertInterval {
 				a.reasserted[ip] = now
@@ -545,7 +571,7 @@ func (a *Announcer) duplicate(ip netip.Addr, mac net.HardwareAddr, ifName string
 					ifc.log.Warn("reasserting an IP in conflict", "ip", ip, "error", err)
 				}
 			}
-		} else {
+		} else if !now.Before(a.holdoff) && (a.opts.MayYield == nil || a.opts.MayYield()) {
 			a.yields[ip] = &yield{winner: slices.Clone(mac), iface: ifName, lastSeen: now}
 			// Pending gratuitous sends for ip would fight the winner.
 			a.epoch++

@@ -404,6 +404,30 @@ func TestConflictYieldAndReclaim(t *testing.T) {
 	}
 }
 
+// A speaker that sees every other speaker alive has no split brain: a claim is
+// a moment of overlap the election settles, and yielding could only leave
+// the IP dark until the yield times out.
+func TestNoYieldWhenMayYieldSaysNo(t *testing.T) {
+	ip := netip.MustParseAddr("10.0.0.1")
+	ours := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x10}
+	_, stronger := conflictPair(t, ip, ours)
+	partitioned := false
+	a := newTestAnnouncer(t, Options{ResolveConflicts: true, MayYield: func() bool { return partitioned }})
+	a.ifaces["eth0"] = &iface{name: "eth0", mac: ours, groups: map[netip.Addr]int{}, closed: make(chan struct{}), log: quietLogger()}
+	a.SetOwned([]netip.Addr{ip})
+	a.duplicate(ip, stronger, "eth0")
+	if y := a.Yielded(); len(y) != 0 {
+		t.Fatalf("yielded %v although MayYield says no", y)
+	}
+	partitioned = true
+	now := time.Now().Add(time.Minute) // past the report interval: not relevant here
+	a.now = func() time.Time { return now }
+	a.duplicate(ip, stronger, "eth0")
+	if y := a.Yielded(); len(y) != 1 {
+		t.Fatalf("yielded %v once partitioned, want the IP", y)
+	}
+}
+
 func TestConflictsIgnoredWithoutResolve(t *testing.T) {
 	ip := netip.MustParseAddr("10.0.0.1")
 	ours := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x10}

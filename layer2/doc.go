@@ -44,5 +44,10 @@
 // since the two sides learn of each other a moment apart). A host on the link that is not an
 // ironlb speaker and answers for the address takes part in the same way: if
 // it wins the tie-break, the speaker yields while it answers (it would win
-// the clients' caches anyway).
+// the clients' caches anyway). The speaker lets layer2 yield only while it
+// misses a speaker in memberlist ([Options.MayYield]): when it sees them all,
+// a claim is a moment of overlap the election settles, and yielding would
+// leave the address dark until the yield times out. When it starts to miss
+// one it calls [Announcer.Assert], so that the other side of a split hears
+// its claims even after its own takeover announcements are over.
 package layer2

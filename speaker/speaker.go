@@ -112,6 +112,9 @@ type Speaker struct {
 
 	trigger chan struct{}
 	ready   atomic.Bool
+	// partitioned: some speaker known from the API is missing from memberlist, so a split brain
+	// is possible and layer2 may yield an IP in a conflict (set at every decision).
+	partitioned atomic.Bool
 
 	mu    sync.Mutex
 	cfg   *config.Config
@@ -289,6 +292,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 		Metrics:          layer2.NewMetrics(s.opts.Registerer),
 		OnDuplicate:      s.onDuplicate,
 		ResolveConflicts: true,
+		MayYield:         s.partitioned.Load,
 		OnYield:          s.onYield,
 	})
 	if err != nil {
@@ -529,11 +533,19 @@ func (s *Speaker) reconcile() {
 		Alive: s.liveness.Update(time.Now(), s.members.Candidates()),
 	})
 	d := decide(w)
+	// Before the takeover below: its announcements may meet the other side of a split at once.
+	missing := len(s.members.Alive()) < len(s.seeds())+1
+	wasMissing := s.partitioned.Swap(missing)
 	s.announcer.SetOwned(d.Owned)
 	if s.rejoined(w.Alive) {
 		// A member is back (a partition healed): clients may have followed another node while
 		// it was gone; announce what this node owns again so they return at once.
 		s.announcer.Reannounce()
+	}
+	if missing && !wasMissing {
+		// A speaker is missing from memberlist: if it is cut off from memberlist only, it may
+		// announce this node's IPs too. Announcing them once lets it find the conflict.
+		s.announcer.Assert()
 	}
 	if err := s.bgp.SetPeers(bgpPeers(d.Peers)); err != nil {
 		s.log.Error("applying BGP peers", "error", err)

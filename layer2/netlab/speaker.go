@@ -245,8 +245,11 @@ func runSpeaker(ctx context.Context, args helperArgs, in io.Reader, out io.Write
 	if err != nil {
 		return fmt.Errorf("speaker %s: membership: %w", args.Name, err)
 	}
+	// As the speaker does: yield in a conflict only while some speaker is missing from the
+	// membership (a split brain is possible only then).
 	ann, err := layer2.NewAnnouncer(layer2.Options{
 		Interfaces: args.Interfaces, Logger: log, RescanInterval: time.Second, ResolveConflicts: true,
+		MayYield: func() bool { return len(members.Alive()) < len(args.Nodes) },
 	})
 	if err != nil {
 		return fmt.Errorf("speaker %s: announcer: %w", args.Name, err)
@@ -283,6 +286,7 @@ func runSpeaker(ctx context.Context, args helperArgs, in io.Reader, out io.Write
 
 	var prevAlive map[string]bool
 	standby := args.Standby
+	partitioned := false
 	decide := func() {
 		now := time.Now()
 		alive := live.Update(now, members.Candidates())
@@ -308,6 +312,13 @@ func runSpeaker(ctx context.Context, args helperArgs, in io.Reader, out io.Write
 		if rejoined {
 			ann.Reannounce()
 		}
+		// As the speaker does: starting to miss a member, announce once what this node owns,
+		// so that a node on the other side of a split finds the conflict.
+		missing := len(members.Alive()) < len(args.Nodes)
+		if missing && !partitioned {
+			ann.Assert()
+		}
+		partitioned = missing
 		printf("%s", formatSpeakerState(SpeakerState{At: now, Alive: names, Owned: owned}))
 	}
 	decide()

@@ -25,15 +25,18 @@ type lostAddress struct {
 
 // takenAway returns, sorted by Service and IP, the addresses in the status of
 // the Services ironlb handles that cfg would leave in no pool, or turn into a
-// .0/.255 address of an avoid-buggy-ips pool: MetalLB v0.12's speaker
-// refuses such a configuration ("service has no configuration under new
-// config"), and so does the controller. Cost: O(services × pools).
+// .0/.255 address of an avoid-buggy-ips pool, or put in another pool than the
+// Service's other address: MetalLB v0.12's speaker refuses such a
+// configuration ("service has no configuration under new config"), and so
+// does the controller. Cost: O(services × pools).
 func takenAway(cfg *config.Config, svcs []*corev1.Service, lbClass string) []lostAddress {
 	var lost []lostAddress
 	for _, svc := range svcs {
 		if !svcinfo.Handled(svc, lbClass) {
 			continue
 		}
+		var home *config.Pool // of the Service's first address in a pool
+		var homeIP netip.Addr
 		for _, ip := range svcinfo.StatusIPs(svc) {
 			why := ""
 			switch p := cfg.PoolFor(ip); {
@@ -41,7 +44,13 @@ func takenAway(cfg *config.Config, svcs []*corev1.Service, lbClass string) []los
 				why = "in no pool"
 			case p.AvoidBuggyIPs && buggy(ip):
 				why = fmt.Sprintf("a .0/.255 address of pool %q, which has avoid-buggy-ips", p.Name)
+			case home != nil && p != home:
+				// As the controller: one Service's addresses come from one pool.
+				why = fmt.Sprintf("in pool %q while %s is in pool %q", p.Name, homeIP, home.Name)
 			default:
+				if home == nil {
+					home, homeIP = p, ip
+				}
 				continue
 			}
 			lost = append(lost, lostAddress{Service: svc.Namespace + "/" + svc.Name, IP: ip, Why: why})

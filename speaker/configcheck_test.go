@@ -38,10 +38,7 @@ address-pools:
 - name: a
   protocol: layer2
   avoid-buggy-ips: %t
-  addresses: [10.0.0.0/24]
-- name: v6
-  protocol: layer2
-  addresses: ["fd00::/120"]
+  addresses: [10.0.0.0/24, "fd00::/120"]
 `, avoid)
 	}
 	tests := []struct {
@@ -63,6 +60,16 @@ address-pools:
 			return s
 		}()}, nil},
 		{"outside every pool", pools(false), []*corev1.Service{lbService("d", "s", "", "10.0.1.5")}, []string{"d/s 10.0.1.5"}},
+		{"dual stack split over two pools", `
+address-pools:
+- name: a
+  protocol: layer2
+  addresses: [10.0.0.0/24, "fd00::/120"]
+- name: b
+  protocol: layer2
+  addresses: ["fd00:1::/120"]
+`, []*corev1.Service{lbService("d", "same", "", "10.0.0.5", "fd00::5"), lbService("d", "split", "", "10.0.0.6", "fd00:1::6")},
+			[]string{"d/split fd00:1::6"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,7 +1,9 @@
 package layer2
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,9 +25,29 @@ var DefaultGratuitousSchedule = []time.Duration{0, 100 * time.Millisecond, 300 *
 // DefaultRescanInterval is how often the interface list is re-read.
 const DefaultRescanInterval = 10 * time.Second
 
-// duplicateReportInterval limits how often one (IP, MAC) conflict is logged
-// and reported to OnDuplicate; the metric counts every packet.
+// duplicateReportInterval limits how often a conflict about one IP is logged
+// and reported to OnDuplicate, whatever the number of MACs claiming it (a
+// spoofer may use thousands); the metric counts every packet.
 const duplicateReportInterval = 10 * time.Second
+
+// Split-brain resolution (Options.ResolveConflicts).
+const (
+	// reassertInterval bounds how often the winner of a conflict answers a
+	// claim with a gratuitous announcement of its own (which is what makes
+	// the other side notice and yield).
+	reassertInterval = 500 * time.Millisecond
+	// yieldProbeInterval is how often the loser asks, with an ARP probe or
+	// a Neighbor Solicitation, whether the winner still answers.
+	yieldProbeInterval = time.Second
+	// yieldTimeout: the loser takes the IP back once the winner has been
+	// silent this long (it died, or withdrew when the partition healed).
+	yieldTimeout = 3500 * time.Millisecond
+	// rejoinHoldoff: after Reannounce (a member rejoined) nothing is yielded for this long.
+	// The two sides of a healed split learn of each other a moment apart; meanwhile the
+	// election's owner would otherwise yield to the other, which is about to withdraw, and
+	// stay silent until yieldTimeout.
+	rejoinHoldoff = 2 * time.Second
+)
 
 // Options configures an Announcer.
 type Options struct {
@@ -38,9 +60,31 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
-	// OnDuplicate is called (outside any lock, at most every 10 s per IP and
-	// MAC) when another MAC claims an owned IP. May be nil.
+	// OnDuplicate is called (outside any lock, at most every 10 s per IP,
+	// whatever the number of MACs) when another MAC claims an owned IP. May
+	// be nil.
 	OnDuplicate func(ip netip.Addr, otherMAC net.HardwareAddr, iface string)
+	// ResolveConflicts makes two announcers that both own an IP (a split
+	// brain: they cannot hear each other's membership traffic) settle who
+	// keeps it, without talking: each compares ConflictWinner over the IP
+	// and the two MACs, the winner announces again at once so that the other
+	// hears it, and the loser stops answering for the IP while the winner
+	// still answers its probes (every second). It takes the IP back when the
+	// winner has been silent for 3.5 s, and at once on Reannounce (the
+	// speaker calls it when a member rejoins, which ends the split; for 2 s
+	// after it nothing is yielded, while the election settles).
+	ResolveConflicts bool
+	// MayYield, when set, is asked (with the Announcer's lock held: it must
+	// be cheap and not call back) before yielding; false means a claim
+	// cannot come from a split brain (the speaker sees every other speaker
+	// alive, so the election alone settles who announces), and the IP is
+	// kept. Nil means always.
+	MayYield func() bool
+	// OnYield is called (outside any lock) when this announcer yields an IP
+	// to winnerMAC, and OnReclaim when it takes a yielded IP back. Either
+	// may be nil.
+	OnYield   func(ip netip.Addr, winnerMAC net.HardwareAddr, iface string)
+	OnReclaim func(ip netip.Addr)
 	// GratuitousSchedule holds the offsets from a takeover at which
 	// gratuitous ARP / unsolicited NA are sent. Nil means
 	// DefaultGratuitousSchedule; an empty non-nil slice sends none.
@@ -69,14 +113,29 @@ type Announcer struct {
 	ourMACs map[string]bool // every MAC of a served interface
 	running bool
 	stopped bool
+	// yields holds the owned IPs given up to another announcer in a
+	// conflict: they are not answered nor announced until reclaimed.
+	yields map[netip.Addr]*yield
+	// holdoff: no yielding before this time (set by Reannounce).
+	holdoff time.Time
 
 	kick     chan struct{} // wakes the gratuitous scheduler
 	stopCh   chan struct{} // closed by Stop
 	stopOnce sync.Once
 	readers  sync.WaitGroup
 
-	dupMu   sync.Mutex
-	lastDup map[dupKey]time.Time
+	// reported and reasserted are per-IP times of the last duplicate report
+	// and of the last reassertion; guarded by mu, pruned with owned.
+	reported   map[netip.Addr]time.Time
+	reasserted map[netip.Addr]time.Time
+	now        func() time.Time // tests; nil: time.Now
+}
+
+// yield is an owned IP left to another MAC while the conflict lasts.
+type yield struct {
+	winner   net.HardwareAddr
+	iface    string
+	lastSeen time.Time // last claim or probe answer from another MAC
 }
 
 // burst is one takeover's gratuitous schedule. IPs removed or re-added since
@@ -86,11 +145,6 @@ type burst struct {
 	ips   []netip.Addr
 	start time.Time // zero until the scheduler first sees it
 	step  int
-}
-
-type dupKey struct {
-	ip  netip.Addr
-	mac string
 }
 
 // NewAnnouncer validates opts and returns an Announcer that owns no IP. No
@@ -131,7 +185,10 @@ func NewAnnouncer(opts Options) (*Announcer, error) {
 		ourMACs:  map[string]bool{},
 		kick:     make(chan struct{}, 1),
 		stopCh:   make(chan struct{}),
-		lastDup:  map[dupKey]time.Time{},
+
+		yields:     map[netip.Addr]*yield{},
+		reported:   map[netip.Addr]time.Time{},
+		reasserted: map[netip.Addr]time.Time{},
 	}, nil
 }
 
@@ -164,6 +221,11 @@ func (a *Announcer) Run(ctx context.Context) error {
 		defer close(schedDone)
 		a.runScheduler(ctx)
 	}()
+	yieldsDone := make(chan struct{})
+	go func() {
+		defer close(yieldsDone)
+		a.runYields(ctx)
+	}()
 
 	ticker := time.NewTicker(a.opts.RescanInterval)
 	defer ticker.Stop()
@@ -181,6 +243,7 @@ loop:
 	a.Stop()
 	cancel()
 	<-schedDone
+	<-yieldsDone
 	a.readers.Wait()
 	return nil
 }
@@ -208,6 +271,9 @@ func (a *Announcer) SetOwned(ips []netip.Addr) {
 	for ip := range a.owned {
 		if !want[ip] {
 			delete(a.owned, ip)
+			delete(a.yields, ip)
+			delete(a.reported, ip)
+			delete(a.reasserted, ip)
 			removed = append(removed, ip)
 			for _, ifc := range a.ifaces {
 				ifc.unwatch(ip)
@@ -255,10 +321,19 @@ func (a *Announcer) SetOwned(ips []netip.Addr) {
 }
 
 // Reannounce starts the gratuitous schedule again for every owned IP, superseding bursts in
-// progress. The speaker calls it when a member rejoins after a partition: clients that followed
-// another node during the split come back at once instead of when their neighbour entry expires.
+// progress, and takes back the IPs yielded in conflicts. The speaker calls it when a member
+// rejoins after a partition: the election is made with everyone again, and clients that
+// followed another node during the split come back at once instead of when their neighbour
+// entry expires.
 func (a *Announcer) Reannounce() {
 	a.mu.Lock()
+	var reclaimed []netip.Addr
+	for ip := range a.yields {
+		reclaimed = append(reclaimed, ip)
+	}
+	clear(a.yields)
+	a.holdoff = a.clock().Add(rejoinHoldoff)
+	defer a.reclaimed(reclaimed, "a member rejoined")
 	if a.stopped || len(a.owned) == 0 || len(a.schedule) == 0 {
 		a.mu.Unlock()
 		return
@@ -279,6 +354,36 @@ func (a *Announcer) Reannounce() {
 	case a.kick <- struct{}{}:
 	default:
 	}
+}
+
+// Assert sends one gratuitous announcement now for every owned IP that is not yielded. The
+// speaker calls it when it starts to miss a member (a possible split brain): a node on the
+// other side that announces the same IPs hears it, so the conflict is found even if the other
+// side's takeover announcements came before this node could yield.
+func (a *Announcer) Assert() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return
+	}
+	for ip := range a.owned {
+		if a.yields[ip] == nil {
+			a.gratuitousLocked(ip)
+		}
+	}
+}
+
+// Yielded returns the owned IPs currently left to another announcer in a
+// conflict, sorted.
+func (a *Announcer) Yielded() []netip.Addr {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	out := make([]netip.Addr, 0, len(a.yields))
+	for ip := range a.yields {
+		out = append(out, ip)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
 }
 
 // Owned returns the owned IPs, sorted.
@@ -318,6 +423,7 @@ func (a *Announcer) Stop() {
 		a.stopped = true
 		n := len(a.owned)
 		a.owned = map[netip.Addr]uint64{}
+		clear(a.yields)
 		a.bursts = nil
 		for name, ifc := range a.ifaces {
 			ifc.close()
@@ -418,38 +524,176 @@ func (a *Announcer) gratuitousLocked(ip netip.Addr) {
 	}
 }
 
-// isOwned reports whether ip is owned. Called with mu held.
+// isOwnedLocked reports whether ip is owned and answered (not yielded).
+// Called with mu held.
 func (a *Announcer) isOwnedLocked(ip netip.Addr) bool {
+	_, ok := a.owned[ip]
+	return ok && a.yields[ip] == nil
+}
+
+// isClaimedLocked reports whether a claim by another MAC on ip concerns us:
+// ip is owned, answered or yielded. Called with mu held.
+func (a *Announcer) isClaimedLocked(ip netip.Addr) bool {
 	_, ok := a.owned[ip]
 	return ok
 }
 
-// duplicate records that mac claimed the owned ip on iface. Must be called
-// without mu held, since OnDuplicate may call back into the Announcer.
+// duplicate handles a claim by another MAC on an owned (or yielded) ip seen
+// on ifName. It costs O(1) whatever the number of MACs: per-IP state only.
+// Must be called without mu held, since the callbacks may call back into
+// the Announcer.
 func (a *Announcer) duplicate(ip netip.Addr, mac net.HardwareAddr, ifName string) {
 	a.metrics.duplicateSeen(ip)
-	key := dupKey{ip: ip, mac: mac.String()}
-	now := time.Now()
-	a.dupMu.Lock()
-	last, seen := a.lastDup[key]
-	report := !seen || now.Sub(last) >= duplicateReportInterval
-	if report {
-		a.lastDup[key] = now
-		for k, t := range a.lastDup {
-			if now.Sub(t) >= duplicateReportInterval {
-				delete(a.lastDup, k)
-			}
-		}
-		a.lastDup[key] = now
+	now := a.clock()
+	var report, yielded bool
+	a.mu.Lock()
+	if _, owned := a.owned[ip]; !owned || a.stopped {
+		a.mu.Unlock()
+		return
 	}
-	a.dupMu.Unlock()
+	if y := a.yields[ip]; y != nil {
+		// The winner still answers: the conflict lasts.
+		y.lastSeen = now
+		a.mu.Unlock()
+		return
+	}
+	if last, ok := a.reported[ip]; !ok || now.Sub(last) >= duplicateReportInterval {
+		a.reported[ip] = now
+		report = true
+	}
+	if ifc := a.ifaces[ifName]; ifc != nil && a.opts.ResolveConflicts {
+		// The winner always answers a claim (harmless: it owns the IP), so that a loser that
+		// can yield hears it; the loser yields only outside the holdoff and when MayYield agrees.
+		if ConflictWinner(ip, ifc.mac, mac) {
+			if now.Sub(a.reasserted[ip]) >= reassertInterval {
+				a.reasserted[ip] = now
+				if err := ifc.gratuitous(ip, a.metrics); err != nil {
+					ifc.log.Warn("reasserting an IP in conflict", "ip", ip, "error", err)
+				}
+			}
+		} else if !now.Before(a.holdoff) && (a.opts.MayYield == nil || a.opts.MayYield()) {
+			a.yields[ip] = &yield{winner: slices.Clone(mac), iface: ifName, lastSeen: now}
+			// Pending gratuitous sends for ip would fight the winner.
+			a.epoch++
+			a.owned[ip] = a.epoch
+			a.pruneBursts()
+			yielded = true
+		}
+	}
+	a.mu.Unlock()
+	if yielded {
+		a.metrics.yielded(ip)
+		a.log.Warn("another node announces an IP this node owns and wins the tie-break; not answering for it while that lasts",
+			"ip", ip, "winnerMAC", mac.String(), "interface", ifName)
+		if a.opts.OnYield != nil {
+			a.opts.OnYield(ip, slices.Clone(mac), ifName)
+		}
+	}
 	if !report {
 		return
 	}
-	a.log.Warn("another MAC claims an IP this node owns (split brain?)", "ip", ip, "otherMAC", mac.String(), "interface", ifName)
+	a.log.Warn("another MAC claims an IP this node owns (split brain?)", "ip", ip, "otherMAC", mac.String(), "interface", ifName,
+		"resolve", a.opts.ResolveConflicts, "next_report_in", duplicateReportInterval.String())
 	if a.opts.OnDuplicate != nil {
 		a.opts.OnDuplicate(ip, slices.Clone(mac), ifName)
 	}
+}
+
+// ConflictWinner reports whether the announcer with MAC ours keeps ip
+// against the one with MAC theirs. Both sides compute it from the same two
+// MACs (each sees the other's in its packets), so exactly one of them wins,
+// and among several claimants the one with the lowest SHA-256 of
+// (ip, MAC) wins every pairing. Ties (equal MACs) keep the IP.
+func ConflictWinner(ip netip.Addr, ours, theirs net.HardwareAddr) bool {
+	a, b := conflictRank(ip, ours), conflictRank(ip, theirs)
+	return bytes.Compare(a[:], b[:]) <= 0
+}
+
+func conflictRank(ip netip.Addr, mac net.HardwareAddr) [sha256.Size]byte {
+	var buf [16 + 20]byte // IPv6-sized address, then the MAC (up to InfiniBand's 20 bytes)
+	a := ip.As16()
+	copy(buf[:], a[:])
+	n := copy(buf[16:], mac)
+	return sha256.Sum256(buf[:16+n])
+}
+
+// runYields probes the winners of yielded IPs and takes back those whose
+// winner stopped answering.
+func (a *Announcer) runYields(ctx context.Context) {
+	t := time.NewTicker(yieldProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.checkYields(a.clock())
+	}
+}
+
+// checkYields reclaims the yielded IPs whose winner has been silent for
+// yieldTimeout and probes the others.
+func (a *Announcer) checkYields(now time.Time) {
+	a.mu.Lock()
+	if a.stopped || len(a.yields) == 0 {
+		a.mu.Unlock()
+		return
+	}
+	var back []netip.Addr
+	for ip, y := range a.yields {
+		if now.Sub(y.lastSeen) >= yieldTimeout {
+			back = append(back, ip)
+			delete(a.yields, ip)
+			continue
+		}
+		if ifc := a.ifaces[y.iface]; ifc != nil {
+			if err := ifc.probe(ip); err != nil {
+				ifc.log.Debug("probing the winner of a conflict", "ip", ip, "error", err)
+			}
+		}
+	}
+	a.takeOverLocked(back)
+	a.mu.Unlock()
+	a.reclaimed(back, "the other announcer stopped answering")
+}
+
+// takeOverLocked starts a gratuitous burst for ips, as a takeover does.
+// Called with mu held.
+func (a *Announcer) takeOverLocked(ips []netip.Addr) {
+	if len(ips) == 0 || len(a.schedule) == 0 {
+		return
+	}
+	a.epoch++
+	b := &burst{epoch: a.epoch, ips: slices.Clone(ips)}
+	if a.running {
+		b.start = a.clock()
+	}
+	for _, ip := range ips {
+		a.owned[ip] = a.epoch
+	}
+	a.bursts = append(a.bursts, b)
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// reclaimed logs and reports IPs taken back. Called without mu held.
+func (a *Announcer) reclaimed(ips []netip.Addr, why string) {
+	for _, ip := range ips {
+		a.log.Info("taking back an IP yielded in a conflict", "ip", ip, "reason", why)
+		if a.opts.OnReclaim != nil {
+			a.opts.OnReclaim(ip)
+		}
+	}
+}
+
+func (a *Announcer) clock() time.Time {
+	if a.now != nil {
+		return a.now()
+	}
+	return time.Now()
 }
 
 func normalize(ip netip.Addr) netip.Addr {

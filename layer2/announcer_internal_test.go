@@ -3,6 +3,7 @@ package layer2
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -223,15 +226,23 @@ func TestDuplicateReportsAreRateLimited(t *testing.T) {
 	ip := netip.MustParseAddr("10.0.0.1")
 	mac1 := net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	mac2 := net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	ip2 := netip.MustParseAddr("10.0.0.2")
+	now := time.Unix(1000, 0)
+	a.now = func() time.Time { return now }
+	a.SetOwned([]netip.Addr{ip, ip2})
 	a.duplicate(ip, mac1, "eth0")
-	a.duplicate(ip, mac1, "eth0") // same claim again: counted, not reported
-	a.duplicate(ip, mac2, "eth0") // another MAC: reported
-	want := []string{"10.0.0.1 02:00:00:00:00:01 eth0", "10.0.0.1 02:00:00:00:00:02 eth0"}
+	a.duplicate(ip, mac1, "eth0")                              // same claim again: counted, not reported
+	a.duplicate(ip, mac2, "eth0")                              // another MAC, same IP: counted, not reported (a spoofer has many MACs)
+	a.duplicate(ip2, mac2, "eth0")                             // another IP: reported
+	a.duplicate(netip.MustParseAddr("10.0.0.3"), mac2, "eth0") // not owned: ignored
+	now = now.Add(duplicateReportInterval)
+	a.duplicate(ip, mac2, "eth0") // the interval passed: reported again
+	want := []string{"10.0.0.1 02:00:00:00:00:01 eth0", "10.0.0.2 02:00:00:00:00:02 eth0", "10.0.0.1 02:00:00:00:00:02 eth0"}
 	if !slices.Equal(calls, want) {
 		t.Fatalf("OnDuplicate calls = %q, want %q", calls, want)
 	}
-	if got := counterValue(t, m.duplicates, ip); got != 3 {
-		t.Fatalf("duplicate_owner_total = %v, want 3", got)
+	if got := counterValue(t, m.duplicates, ip); got != 4 {
+		t.Fatalf("duplicate_owner_total = %v, want 4", got)
 	}
 }
 
@@ -270,5 +281,200 @@ func TestReannounceSupersedesBursts(t *testing.T) {
 	a.Reannounce()
 	if len(a.bursts) != 0 {
 		t.Fatalf("Reannounce after Stop queued %+v", a.bursts)
+	}
+}
+
+// macs returns n distinct locally administered MACs.
+func macs(n int) []net.HardwareAddr {
+	out := make([]net.HardwareAddr, n)
+	for i := range out {
+		out[i] = net.HardwareAddr{0x02, 0xee, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}
+	}
+	return out
+}
+
+func TestConflictWinnerIsAntisymmetric(t *testing.T) {
+	ips := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")}
+	ms := macs(50)
+	for _, ip := range ips {
+		for i, a := range ms {
+			if !ConflictWinner(ip, a, a) {
+				t.Fatalf("%s: a MAC against itself must keep the IP", ip)
+			}
+			for _, b := range ms[i+1:] {
+				if ConflictWinner(ip, a, b) == ConflictWinner(ip, b, a) {
+					t.Fatalf("%s: %s vs %s: both sides reach the same verdict %t", ip, a, b, ConflictWinner(ip, a, b))
+				}
+			}
+		}
+	}
+}
+
+// conflictPair returns, for ip and ours, a MAC that loses to ours and one
+// that beats it.
+func conflictPair(t *testing.T, ip netip.Addr, ours net.HardwareAddr) (loser, winner net.HardwareAddr) {
+	t.Helper()
+	for _, m := range macs(64) {
+		if ConflictWinner(ip, ours, m) {
+			loser = m
+		} else {
+			winner = m
+		}
+		if loser != nil && winner != nil {
+			return loser, winner
+		}
+	}
+	t.Fatal("no pair of MACs found")
+	return nil, nil
+}
+
+func TestConflictYieldAndReclaim(t *testing.T) {
+	ip := netip.MustParseAddr("10.0.0.1")
+	ours := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x10}
+	weaker, stronger := conflictPair(t, ip, ours)
+	var events []string
+	a := newTestAnnouncer(t, Options{
+		ResolveConflicts:   true,
+		GratuitousSchedule: []time.Duration{0},
+		OnYield: func(ip netip.Addr, mac net.HardwareAddr, iface string) {
+			events = append(events, "yield "+ip.String()+" "+mac.String()+" "+iface)
+		},
+		OnReclaim: func(ip netip.Addr) { events = append(events, "reclaim "+ip.String()) },
+	})
+	now := time.Unix(1000, 0)
+	a.now = func() time.Time { return now }
+	// A served interface without sockets: sends are no-ops.
+	a.ifaces["eth0"] = &iface{name: "eth0", mac: ours, groups: map[netip.Addr]int{}, closed: make(chan struct{}), log: quietLogger()}
+	a.SetOwned([]netip.Addr{ip})
+	answered := func() bool {
+		a.mu.RLock()
+		defer a.mu.RUnlock()
+		return a.isOwnedLocked(ip)
+	}
+
+	steps := []struct {
+		name     string
+		do       func()
+		answered bool
+		events   int
+	}{
+		{"a weaker claimant: we keep it and reassert", func() { a.duplicate(ip, weaker, "eth0") }, true, 0},
+		{"a stronger claimant: we yield", func() { a.duplicate(ip, stronger, "eth0") }, false, 1},
+		{"it keeps answering our probes", func() {
+			for range 5 {
+				now = now.Add(yieldProbeInterval)
+				a.duplicate(ip, stronger, "eth0")
+				a.checkYields(now)
+			}
+		}, false, 1},
+		{"it falls silent: we take the IP back", func() {
+			now = now.Add(yieldTimeout)
+			a.checkYields(now)
+		}, true, 2},
+		{"it comes back: we yield again", func() { a.duplicate(ip, stronger, "eth0") }, false, 3},
+		{"a member rejoined: yields end", a.Reannounce, true, 4},
+		{"no yield while the election settles", func() {
+			now = now.Add(rejoinHoldoff - time.Millisecond)
+			a.duplicate(ip, stronger, "eth0")
+		}, true, 4},
+		{"after that, yield once more, then no longer owned", func() {
+			now = now.Add(time.Millisecond)
+			a.duplicate(ip, stronger, "eth0")
+			if len(a.Yielded()) != 1 {
+				t.Fatal("not yielded after the holdoff")
+			}
+			a.SetOwned(nil)
+		}, false, 5},
+	}
+	for _, st := range steps {
+		st.do()
+		if got := answered(); got != st.answered {
+			t.Fatalf("%s: answered = %t, want %t (events %q)", st.name, got, st.answered, events)
+		}
+		if len(events) != st.events {
+			t.Fatalf("%s: events %q, want %d", st.name, events, st.events)
+		}
+	}
+	if len(a.Yielded()) != 0 || len(a.Owned()) != 0 {
+		t.Fatalf("after SetOwned(nil): yielded %v, owned %v", a.Yielded(), a.Owned())
+	}
+	want := []string{"yield 10.0.0.1 " + stronger.String() + " eth0", "reclaim 10.0.0.1"}
+	if !slices.Equal(events[:2], want) {
+		t.Fatalf("events %q, want to start with %q", events, want)
+	}
+}
+
+// A speaker that sees every other speaker alive has no split brain: a claim is
+// a moment of overlap the election settles, and yielding could only leave
+// the IP dark until the yield times out.
+func TestNoYieldWhenMayYieldSaysNo(t *testing.T) {
+	ip := netip.MustParseAddr("10.0.0.1")
+	ours := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x10}
+	_, stronger := conflictPair(t, ip, ours)
+	partitioned := false
+	a := newTestAnnouncer(t, Options{ResolveConflicts: true, MayYield: func() bool { return partitioned }})
+	a.ifaces["eth0"] = &iface{name: "eth0", mac: ours, groups: map[netip.Addr]int{}, closed: make(chan struct{}), log: quietLogger()}
+	a.SetOwned([]netip.Addr{ip})
+	a.duplicate(ip, stronger, "eth0")
+	if y := a.Yielded(); len(y) != 0 {
+		t.Fatalf("yielded %v although MayYield says no", y)
+	}
+	partitioned = true
+	now := time.Now().Add(time.Minute) // past the report interval: not relevant here
+	a.now = func() time.Time { return now }
+	a.duplicate(ip, stronger, "eth0")
+	if y := a.Yielded(); len(y) != 1 {
+		t.Fatalf("yielded %v once partitioned, want the IP", y)
+	}
+}
+
+func TestConflictsIgnoredWithoutResolve(t *testing.T) {
+	ip := netip.MustParseAddr("10.0.0.1")
+	ours := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x10}
+	_, stronger := conflictPair(t, ip, ours)
+	a := newTestAnnouncer(t, Options{})
+	a.ifaces["eth0"] = &iface{name: "eth0", mac: ours, groups: map[netip.Addr]int{}, closed: make(chan struct{}), log: quietLogger()}
+	a.SetOwned([]netip.Addr{ip})
+	a.duplicate(ip, stronger, "eth0")
+	if y := a.Yielded(); len(y) != 0 {
+		t.Fatalf("yielded %v without ResolveConflicts", y)
+	}
+}
+
+// BenchmarkSpoofedReplies feeds ARP replies claiming an owned IP, from 1 to
+// 10,000 distinct MACs in turn: the cost per packet must stay flat.
+func BenchmarkSpoofedReplies(b *testing.B) {
+	ip := netip.MustParseAddr("10.0.0.1")
+	ours := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x10}
+	for _, resolve := range []bool{false, true} {
+		for _, n := range []int{1, 100, 10000} {
+			b.Run(fmt.Sprintf("resolve=%t/macs=%d", resolve, n), func(b *testing.B) {
+				a, err := NewAnnouncer(Options{
+					Interfaces: []string{"ironlb-none0"}, Logger: quietLogger(), Metrics: NewMetrics(nil),
+					ResolveConflicts: resolve, OnDuplicate: func(netip.Addr, net.HardwareAddr, string) {},
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ifc := &iface{name: "eth0", mac: ours, groups: map[netip.Addr]int{}, closed: make(chan struct{}), log: quietLogger()}
+				a.ifaces["eth0"] = ifc
+				a.SetOwned([]netip.Addr{ip})
+				pkts := make([]*arp.Packet, n)
+				frames := make([]*ethernet.Frame, n)
+				for i, m := range macs(n) {
+					p, err := arp.NewPacket(arp.OperationReply, m, ip, ethernet.Broadcast, ip)
+					if err != nil {
+						b.Fatal(err)
+					}
+					pkts[i] = p
+					frames[i] = &ethernet.Frame{Source: m, Destination: ethernet.Broadcast, EtherType: ethernet.EtherTypeARP}
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := range b.N {
+					a.handleARP(ifc, nil, pkts[i%n], frames[i%n])
+				}
+			})
+		}
 	}
 }

@@ -365,6 +365,53 @@ func (ifc *iface) advertise(dst, target netip.Addr, solicited bool) error {
 	return ifc.ndp.WriteTo(na, nil, dst)
 }
 
+// probe asks who answers for ip on this interface without claiming it: an
+// ARP probe (sender 0.0.0.0, RFC 5227, so nobody's cache learns anything)
+// or a Neighbor Solicitation. The answer shows up as a claim by the other
+// MAC. Called with Announcer.mu held.
+func (ifc *iface) probe(ip netip.Addr) error {
+	if ip.Is4() {
+		if ifc.arp == nil {
+			return nil
+		}
+		p, err := arp.NewPacket(arp.OperationRequest, ifc.mac, netip.IPv4Unspecified(), ethernet.Broadcast, ip)
+		if err != nil {
+			return fmt.Errorf("building ARP probe for %s: %w", ip, err)
+		}
+		return ifc.arp.WriteTo(p, ethernet.Broadcast)
+	}
+	if ifc.ndp == nil {
+		return nil
+	}
+	group, err := ndp.SolicitedNodeMulticast(ip)
+	if err != nil {
+		return err
+	}
+	ns := &ndp.NeighborSolicitation{
+		TargetAddress: ip,
+		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: ifc.mac}},
+	}
+	return ifc.ndp.WriteTo(ns, nil, group)
+}
+
+// readFailed decides what a reader does after err: false when the socket
+// is closed (the reader ends). A frame that does not parse costs nothing
+// more than being read: only errors of the socket itself (a net.OpError,
+// ENETDOWN while the link is down for one) make the reader wait, so that
+// it does not spin.
+func (ifc *iface) readFailed(what string, err error) bool {
+	if ifc.isClosed(err) {
+		return false
+	}
+	var opErr *net.OpError
+	if !errors.As(err, &opErr) {
+		ifc.log.Debug("skipping malformed frame", "protocol", what, "error", err)
+		return true
+	}
+	ifc.log.Debug("reading", "protocol", what, "error", err)
+	return ifc.wait()
+}
+
 // wait sleeps after a read error; it reports false when the interface was
 // closed meanwhile.
 func (ifc *iface) wait() bool {
@@ -391,11 +438,7 @@ func (a *Announcer) readARP(ifc *iface, c *arp.Client) {
 	for {
 		p, eth, err := c.Read()
 		if err != nil {
-			if ifc.isClosed(err) {
-				return
-			}
-			ifc.log.Debug("reading ARP", "error", err)
-			if !ifc.wait() {
+			if !ifc.readFailed("ARP", err) {
 				return
 			}
 			continue
@@ -410,7 +453,7 @@ func (a *Announcer) handleARP(ifc *iface, c *arp.Client, p *arp.Packet, eth *eth
 		a.mu.RUnlock()
 		return // our own packets, seen as outgoing by the packet socket
 	}
-	conflict := a.isOwnedLocked(p.SenderIP)
+	conflict := a.isClaimedLocked(p.SenderIP)
 	if p.Operation == arp.OperationRequest && p.SenderIP != p.TargetIP && a.isOwnedLocked(p.TargetIP) &&
 		(bytes.Equal(eth.Destination, ethernet.Broadcast) || bytes.Equal(eth.Destination, ifc.mac)) {
 		a.metrics.requestReceived(p.TargetIP)
@@ -433,11 +476,7 @@ func (a *Announcer) readNDP(ifc *iface, c *ndp.Conn) {
 	for {
 		msg, _, src, err := c.ReadFrom()
 		if err != nil {
-			if ifc.isClosed(err) {
-				return
-			}
-			ifc.log.Debug("reading NDP", "error", err)
-			if !ifc.wait() {
+			if !ifc.readFailed("NDP", err) {
 				return
 			}
 			continue
@@ -487,7 +526,7 @@ func (a *Announcer) handleNA(ifc *iface, na *ndp.NeighborAdvertisement) {
 		return // nothing tells whose advertisement this is
 	}
 	a.mu.RLock()
-	conflict := a.isOwnedLocked(target) && !a.ourMACs[mac.String()]
+	conflict := a.isClaimedLocked(target) && !a.ourMACs[mac.String()]
 	a.mu.RUnlock()
 	if conflict {
 		a.duplicate(target, mac, ifc.name)

@@ -14,6 +14,7 @@ type Metrics struct {
 	responses  *prometheus.CounterVec
 	gratuitous *prometheus.CounterVec
 	duplicates *prometheus.CounterVec
+	yields     *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -47,6 +48,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		responses:  vec("metallb_layer2_responses_sent", "Number of layer2 responses sent for owned IPs in response to requests"),
 		gratuitous: vec("metallb_layer2_gratuitous_sent", "Number of gratuitous layer2 packets sent for owned IPs as a result of failovers"),
 		duplicates: vec("ironlb_layer2_duplicate_owner_total", "ARP or NDP packets from another MAC claiming an IP this node owns (split brain)."),
+		yields:     vec("ironlb_layer2_conflicts_yielded_total", "Times this node stopped answering for an IP it owns because another node announcing it won the tie-break (split brain)."),
 	}
 }
 
@@ -78,5 +80,11 @@ func (m *Metrics) gratuitousSent(ip netip.Addr) {
 func (m *Metrics) duplicateSeen(ip netip.Addr) {
 	if m != nil {
 		m.inc(m.duplicates, ip)
+	}
+}
+
+func (m *Metrics) yielded(ip netip.Addr) {
+	if m != nil {
+		m.inc(m.yields, ip)
 	}
 }

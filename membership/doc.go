@@ -4,7 +4,7 @@
 //
 // A speaker creates its member with [New], runs it with [Members.Run]
 // (join, periodic re-join, leave and shutdown at the end), reads
-// [Members.Alive] whenever [Members.Changes] fires, and calls
+// [Members.Candidates] whenever [Members.Changes] fires, and calls
 // [Members.Leave] after withdrawing its announcements on a planned stop.
 // The package imports nothing from Kubernetes: the glue supplies the seeds.
 //
@@ -13,6 +13,43 @@
 // The AES-256 key is the full SHA-256 of the memberlist Secret's value
 // ([KeyFromSecret]). MetalLB v0.12 hashed the same way but ended up using only
 // 16 bytes; ironlb and MetalLB speakers therefore cannot share a cluster.
+// A Secret value shorter than [MinSecretLength] (16 bytes) is refused. Every
+// packet and stream also carries the label "ironlb" ([Label]), authenticated
+// with the key: another memberlist cluster on the port (MetalLB's speakers
+// during a migration) is turned away before decryption. Traffic this member
+// cannot read (wrong key, wrong or no label, garbage) is logged at most once
+// per sending address per minute, with the count of lines suppressed.
+//
+// # Key rotation
+//
+// memberlist encrypts with one key and accepts any key of its keyring. A
+// member's keyring is its Secret value plus [Options.ExtraSecretKeys]; the
+// speaker reads the extra one from env IRONLB_ML_EXTRA_SECRET_KEY (in the
+// manifest, Secret memberlist, key "extrakey", optional). Rotating from OLD
+// to NEW without ever splitting the cluster takes three rollouts, each
+// finished (kubectl rollout status ds/speaker) before the next starts:
+//
+//  1. Secret: secretkey=OLD, extrakey=NEW; rollout restart. Every speaker
+//     sends with OLD and accepts both.
+//  2. Secret: secretkey=NEW, extrakey=OLD; rollout restart. Restarted
+//     speakers send with NEW, which the others accept since step 1.
+//  3. Secret: secretkey=NEW, no extrakey; rollout restart.
+//
+// Skipping step 1 splits the cluster during the rollout (old speakers
+// cannot read NEW): the split-brain resolution of the layer2 package then
+// keeps one announcer per IP, but failover between the two halves is lost
+// meanwhile. TestKeyRotationWithoutSplit runs each pair of adjacent steps.
+//
+// # Standby
+//
+// A member on standby ([Options.Standby], [Members.SetStandby]) is alive but
+// asks, in its node metadata ("standby"), not to be elected: the speaker is
+// on standby while it has no valid configuration, since it would announce
+// nothing for the IPs it won. [Members.Candidates] leaves such members out,
+// [Members.Withdrawn] tells [Liveness] to give them no restart grace, and a
+// speaker that loads its configuration gossips the change at once. A
+// speaker restarted before anyone noticed, with the same incarnation, still
+// gets its new metadata across: memberlist makes it refute the old one.
 //
 // # Timings ([DefaultTimings])
 //

@@ -224,13 +224,20 @@ func loopback(base, i int) netip.Addr {
 // picks its port (-1: any free one).
 func (c *cluster) start(name string, ipIndex, port int, secret []byte) *member {
 	c.t.Helper()
+	return c.startWith(name, ipIndex, port, func(o *Options) { o.SecretKey = secret })
+}
+
+// startWith is start with the options adjusted by tweak (secret: the
+// cluster's unless tweak sets another).
+func (c *cluster) startWith(name string, ipIndex, port int, tweak func(*Options)) *member {
+	c.t.Helper()
 	rec := &recorder{}
 	ip := loopback(c.ipBase, ipIndex)
 	opts := Options{
 		NodeName:       name,
 		BindAddr:       ip,
 		BindPort:       port,
-		SecretKey:      secret,
+		SecretKey:      c.secret,
 		RejoinInterval: c.rejoin,
 		Timings:        c.timings,
 		Logger:         c.logger,
@@ -247,6 +254,9 @@ func (c *cluster) start(name string, ipIndex, port int, secret []byte) *member {
 		wrapTransport: func(nt *memberlist.NetTransport) memberlist.NodeAwareTransport {
 			return &lossyTransport{NetTransport: nt, net: c.net, self: netip.AddrPortFrom(ip, uint16(nt.GetAutoBindPort()))}
 		},
+	}
+	if tweak != nil {
+		tweak(&opts)
 	}
 	m, err := New(opts)
 	if err != nil {

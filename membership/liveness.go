@@ -19,7 +19,8 @@ type Liveness struct {
 	// hostUp probes a failed member's host; true when the host answers although its speaker
 	// does not (the speaker restarts).
 	hostUp func(node string) bool
-	// left reports whether a member departed by a planned Leave.
+	// left reports whether a member is known not to serve for now (a planned Leave, or
+	// alive on standby): it gets no grace.
 	left func(node string) bool
 	// expired is called when a grace ends, to trigger a new decision.
 	expired func()
@@ -30,7 +31,8 @@ type Liveness struct {
 }
 
 // NewLiveness returns a tracker for the speaker named self. hostUp probes the host of a member
-// that failed (HostAnswers does it over TCP), left tells a planned Leave (Members.Left), and
+// that failed (HostAnswers does it over TCP), left tells a member that is not coming back as a
+// candidate soon (Members.Withdrawn: a planned Leave or standby), and
 // expired is called when a grace ends, so the caller decides again.
 func NewLiveness(self string, grace time.Duration, hostUp, left func(string) bool, expired func(), log *slog.Logger) *Liveness {
 	return &Liveness{self: self, grace: grace, hostUp: hostUp, left: left, expired: expired, log: log,
@@ -77,6 +79,10 @@ func (l *Liveness) Update(now time.Time, alive []string) map[string]bool {
 		switch {
 		case current[n]:
 			delete(l.until, n)
+		case l.left(n):
+			// Back, but not as a candidate (on standby, or it left): its IPs move now.
+			delete(l.until, n)
+			l.log.Info("speaker is back without serving (standby) or left; its IPs move now", "member", n)
 		case now.Before(until):
 			current[n] = true
 		default:

@@ -33,6 +33,8 @@ func TestLivenessRestartGrace(t *testing.T) {
 		name   string
 		hostUp bool
 		left   bool
+		// withdrawnFrom: from this step on, left reports true (0: never, as left says)
+		withdrawnFrom int
 		// alive sets given to update, at t0, t0+1s, t0+2s, t0+4s
 		steps [][]string
 		want  [][]string
@@ -62,15 +64,26 @@ func TestLivenessRestartGrace(t *testing.T) {
 			steps:  [][]string{{"a", "b", "c"}, {"a", "c"}, {"a", "c"}, {"a", "c"}},
 			want:   [][]string{{"a", "b", "c"}, {"a", "c"}, {"a", "c"}, {"a", "c"}},
 		},
+		{
+			// It crashed, and its new process has no configuration: it is back, alive but on
+			// standby, so the others must not keep its IPs dark for the rest of the grace.
+			name:          "a crashed speaker back on standby loses its place when it is back",
+			hostUp:        true,
+			withdrawnFrom: 2,
+			steps:         [][]string{{"a", "b", "c"}, {"a", "c"}, {"a", "c"}, {"a", "c"}},
+			want:          [][]string{{"a", "b", "c"}, {"a", "b", "c"}, {"a", "c"}, {"a", "c"}},
+		},
 	}
 	offsets := []time.Duration{0, time.Second, 2 * time.Second, 4 * time.Second}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			step := 0
 			l := NewLiveness("a", 3*time.Second,
 				func(string) bool { return tc.hostUp },
-				func(string) bool { return tc.left },
+				func(string) bool { return tc.left || (tc.withdrawnFrom > 0 && step >= tc.withdrawnFrom) },
 				func() {}, quiet)
 			for i, alive := range tc.steps {
+				step = i
 				got := aliveNames(l.Update(t0.Add(offsets[i]), alive))
 				if !reflect.DeepEqual(got, tc.want[i]) {
 					t.Fatalf("step %d (t+%v, memberlist says %v): alive %v, want %v", i, offsets[i], alive, got, tc.want[i])

@@ -29,6 +29,16 @@ var (
 	ErrAlreadyRunning = errors.New("membership is already running")
 )
 
+// MinSecretLength is the shortest memberlist Secret value accepted. The
+// walkthrough's `openssl rand -base64 128` gives 172 characters; a few
+// characters typed by hand would make the AES key guessable.
+const MinSecretLength = 16
+
+// Label is put on every memberlist packet and stream (and authenticated with
+// the key): traffic of another memberlist cluster on the same port, MetalLB's
+// for one, is rejected before it is even decrypted.
+const Label = "ironlb"
+
 const (
 	// DefaultPort is MetalLB's memberlist port.
 	DefaultPort = 7946
@@ -55,8 +65,18 @@ type Options struct {
 	BindPort int
 	// SecretKey is the raw value of the memberlist Secret; the AES-256 key
 	// is KeyFromSecret(SecretKey). Empty means no encryption: the caller
-	// decides whether that is allowed.
+	// decides whether that is allowed. A non-empty value must have at least
+	// MinSecretLength bytes.
 	SecretKey []byte
+	// ExtraSecretKeys are further Secret values whose keys decrypt incoming
+	// traffic but never encrypt: during a key rotation each speaker accepts
+	// both the old and the new key (see "Key rotation" in the package doc).
+	// Each needs MinSecretLength bytes; they require SecretKey.
+	ExtraSecretKeys [][]byte
+	// Standby starts the member as alive but not a candidate: it tells the
+	// others (in its node metadata) not to elect it, because it cannot serve
+	// (the speaker has no valid configuration yet). See SetStandby.
+	Standby bool
 	// Seeds returns the addresses of the other speakers (the glue reads them
 	// from the Kubernetes API). It is called on every re-join tick and may
 	// return this member's own address, which is ignored.
@@ -119,15 +139,22 @@ type Members struct {
 	// callbacks: the *Node values memberlist hands out are mutated later
 	// under its own lock, so reading them afterwards would race.
 	peersMu sync.Mutex
-	peers   map[string]netip.AddrPort
+	peers   map[string]peer
 
 	running  atomic.Bool
 	left     atomic.Bool
 	leaving  atomic.Bool // advertised in the node metadata, see delegate
+	standby  atomic.Bool // advertised in the node metadata, see delegate
 	shutMu   sync.Mutex  // serialises Leave and Shutdown: memberlist panics on Leave after Shutdown
 	shutdown bool
 
 	departures sync.Map // member name → eventKind of its last departure (eventLeft or eventFailed)
+}
+
+// peer is what this member knows of another alive member.
+type peer struct {
+	addr    netip.AddrPort
+	standby bool // it asked not to be elected (no usable configuration)
 }
 
 // KeyFromSecret derives the AES-256 memberlist key from the Secret's value:
@@ -157,6 +184,18 @@ func New(opts Options) (*Members, error) {
 	case opts.BindPort > 65535:
 		return nil, fmt.Errorf("%w: BindPort %d is out of range", ErrInvalidOptions, opts.BindPort)
 	}
+	if n := len(opts.SecretKey); n > 0 && n < MinSecretLength {
+		return nil, fmt.Errorf("%w: SecretKey is %d bytes long, need at least %d: create the Secret with "+
+			"--from-literal=secretkey=\"$(openssl rand -base64 128)\"", ErrInvalidOptions, n, MinSecretLength)
+	}
+	for i, k := range opts.ExtraSecretKeys {
+		if len(opts.SecretKey) == 0 {
+			return nil, fmt.Errorf("%w: ExtraSecretKeys given without SecretKey: extra keys only widen what an encrypted member accepts", ErrInvalidOptions)
+		}
+		if len(k) < MinSecretLength {
+			return nil, fmt.Errorf("%w: ExtraSecretKeys[%d] is %d bytes long, need at least %d", ErrInvalidOptions, i, len(k), MinSecretLength)
+		}
+	}
 	if opts.RejoinInterval < 0 {
 		return nil, fmt.Errorf("%w: RejoinInterval %s is negative", ErrInvalidOptions, opts.RejoinInterval)
 	}
@@ -174,8 +213,9 @@ func New(opts Options) (*Members, error) {
 		opts:    opts,
 		log:     opts.Logger.With("component", "membership", "node", opts.NodeName),
 		changes: make(chan struct{}, 1),
-		peers:   make(map[string]netip.AddrPort),
+		peers:   make(map[string]peer),
 	}
+	m.standby.Store(opts.Standby)
 
 	stdLog := log.New(&logWriter{log: m.log}, "", 0)
 	nt, err := newNetTransport(opts.BindAddr, opts.BindPort, stdLog)
@@ -200,8 +240,19 @@ func New(opts Options) (*Members, error) {
 	conf.Events = &events{m: m}
 	conf.Delegate = &delegate{m: m}
 	timings.apply(conf)
+	conf.Label = Label
 	if len(opts.SecretKey) > 0 {
-		conf.SecretKey = KeyFromSecret(opts.SecretKey)
+		primary := KeyFromSecret(opts.SecretKey)
+		keys := [][]byte{primary}
+		for _, k := range opts.ExtraSecretKeys {
+			keys = append(keys, KeyFromSecret(k))
+		}
+		ring, err := memberlist.NewKeyring(keys, primary)
+		if err != nil {
+			_ = nt.Shutdown()
+			return nil, fmt.Errorf("%w: memberlist keyring: %v", ErrInvalidOptions, err)
+		}
+		conf.Keyring = ring
 	} else {
 		m.log.Warn("memberlist traffic is not encrypted: no secret key given")
 	}
@@ -284,8 +335,8 @@ func (m *Members) rejoin(ctx context.Context) {
 	}
 	members := make(map[netip.AddrPort]bool)
 	m.peersMu.Lock()
-	for _, ap := range m.peers {
-		members[ap] = true
+	for _, p := range m.peers {
+		members[p.addr] = true
 	}
 	m.peersMu.Unlock()
 	var missing []netip.AddrPort
@@ -322,16 +373,61 @@ func (m *Members) rejoin(ctx context.Context) {
 
 // Alive returns the names of the members that have not failed or left
 // (suspected members still count: they may refute), sorted, including this
-// one. O(n log n).
-func (m *Members) Alive() []string {
+// one, whether or not they are on standby. O(n log n).
+func (m *Members) Alive() []string { return m.list(false) }
+
+// Candidates is Alive without the members on standby (see SetStandby): the
+// members an election may choose. This member is included unless it is on
+// standby itself. O(n log n).
+func (m *Members) Candidates() []string { return m.list(true) }
+
+func (m *Members) list(candidatesOnly bool) []string {
 	m.peersMu.Lock()
 	names := make([]string, 0, len(m.peers))
-	for name := range m.peers {
+	for name, p := range m.peers {
+		if candidatesOnly && p.standby {
+			continue
+		}
 		names = append(names, name)
 	}
 	m.peersMu.Unlock()
 	slices.Sort(names)
 	return names
+}
+
+// Withdrawn reports whether the named member is known not to serve for now:
+// it left on purpose, or it is alive but on standby. The restart grace of
+// [Liveness] is for members that crashed and will be back shortly; a
+// withdrawn member gets none. O(1).
+func (m *Members) Withdrawn(name string) bool {
+	if m.Left(name) {
+		return true
+	}
+	m.peersMu.Lock()
+	p, ok := m.peers[name]
+	m.peersMu.Unlock()
+	return ok && p.standby
+}
+
+// SetStandby changes whether this member asks not to be elected and, when
+// that changed, gossips its new metadata, waiting up to timeout for the
+// update to be sent. A speaker is on standby while it has no valid
+// configuration: it announces nothing, so the IPs it would win would be
+// dark; the others keep them instead.
+func (m *Members) SetStandby(standby bool, timeout time.Duration) error {
+	if m.standby.Swap(standby) == standby {
+		return nil
+	}
+	m.log.Info("changing candidacy", "standby", standby)
+	m.shutMu.Lock()
+	defer m.shutMu.Unlock()
+	if m.shutdown {
+		return ErrClosed
+	}
+	if err := m.ml.UpdateNode(timeout); err != nil {
+		return fmt.Errorf("gossiping standby=%t as %q (timeout %s): %w", standby, m.opts.NodeName, timeout, err)
+	}
+	return nil
 }
 
 // Changes delivers one value after any membership change (join, failure,
@@ -389,7 +485,7 @@ func (e *events) NotifyJoin(n *memberlist.Node) { e.emit(eventJoin, n) }
 func (e *events) NotifyUpdate(n *memberlist.Node) {
 	// A member announcing that it is leaving is gone for the election from now on: the next
 	// owner takes over while the leaver, which has already withdrawn, still forwards traffic.
-	if bytes.Equal(n.Meta, metaLeaving) {
+	if isLeaving(n.Meta) {
 		e.emit(eventLeft, n)
 		return
 	}
@@ -397,7 +493,7 @@ func (e *events) NotifyUpdate(n *memberlist.Node) {
 }
 func (e *events) NotifyLeave(n *memberlist.Node) {
 	// memberlist never fills n.State for callbacks; the metadata says it.
-	if bytes.Equal(n.Meta, metaLeaving) {
+	if isLeaving(n.Meta) {
 		e.emit(eventLeft, n)
 		return
 	}
@@ -410,7 +506,7 @@ func (e *events) emit(kind eventKind, n *memberlist.Node) {
 	e.m.peersMu.Lock()
 	switch kind {
 	case eventJoin, eventUpdate:
-		e.m.peers[n.Name] = ev.addr
+		e.m.peers[n.Name] = peer{addr: ev.addr, standby: isStandby(n.Meta)}
 	default:
 		delete(e.m.peers, n.Name)
 	}
@@ -425,24 +521,44 @@ func (e *events) emit(kind eventKind, n *memberlist.Node) {
 	case eventJoin:
 		e.m.departures.Delete(n.Name)
 	}
-	e.m.log.Log(context.Background(), level, "member "+kind.String(), "member", n.Name, "addr", ev.addr)
+	e.m.log.Log(context.Background(), level, "member "+kind.String(), "member", n.Name, "addr", ev.addr, "standby", isStandby(n.Meta))
 	if e.m.opts.observe != nil {
 		e.m.opts.observe(ev)
 	}
 	e.m.notify()
 }
 
-// metaLeaving is the node metadata of a member that is leaving on purpose.
-var metaLeaving = []byte("leaving")
+// Node metadata. A candidate publishes none; the other two states are plain
+// words, so that the versions before standby existed, which compare the
+// metadata with "leaving", still read a leave right.
+var (
+	// metaLeaving: the member is leaving on purpose.
+	metaLeaving = []byte("leaving")
+	// metaStandby: the member is alive but must not be elected.
+	metaStandby = []byte("standby")
+)
+
+func isLeaving(meta []byte) bool { return bytes.Equal(meta, metaLeaving) }
+
+// isStandby: a leaving member is about to be gone, so it is not a candidate
+// either, but Left covers it.
+func isStandby(meta []byte) bool { return bytes.Equal(meta, metaStandby) }
 
 // delegate publishes this member's metadata; ironlb sends no user messages.
 type delegate struct{ m *Members }
 
 func (d *delegate) NodeMeta(limit int) []byte {
-	if d.m.leaving.Load() && len(metaLeaving) <= limit {
-		return metaLeaving
+	var meta []byte
+	switch {
+	case d.m.leaving.Load():
+		meta = metaLeaving
+	case d.m.standby.Load():
+		meta = metaStandby
 	}
-	return nil
+	if len(meta) > limit {
+		return nil
+	}
+	return meta
 }
 func (d *delegate) NotifyMsg([]byte)                           {}
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -62,6 +63,12 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"port too big", func(o *Options) { o.BindPort = 70000 }, "BindPort"},
 		{"negative rejoin", func(o *Options) { o.RejoinInterval = -time.Second }, "RejoinInterval"},
 		{"negative timing", func(o *Options) { o.Timings.GossipInterval = -1 }, "GossipInterval"},
+		{"secret of 15 bytes", func(o *Options) { o.SecretKey = []byte("fifteen-bytes!!") }, "SecretKey is 15 bytes long, need at least 16"},
+		{"extra key too short", func(o *Options) {
+			o.SecretKey = []byte("a long enough secret")
+			o.ExtraSecretKeys = [][]byte{[]byte("a long enough old key"), []byte("short")}
+		}, "ExtraSecretKeys[1] is 5 bytes long"},
+		{"extra key without secret", func(o *Options) { o.ExtraSecretKeys = [][]byte{[]byte("a long enough old key")} }, "ExtraSecretKeys given without SecretKey"},
 		{"probe timeout too long", func(o *Options) {
 			o.Timings.ProbeInterval = 100 * time.Millisecond
 			o.Timings.ProbeTimeout = 100 * time.Millisecond
@@ -119,6 +126,58 @@ func TestLogWriterLevels(t *testing.T) {
 	}
 }
 
+func TestLogWriterLimitsBadPeers(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Unix(1000, 0)
+	w := &logWriter{
+		log: slog.New(slog.NewTextHandler(&buf, nil)),
+		now: func() time.Time { return now },
+	}
+	decrypt := func(from string) string {
+		return "[ERR] memberlist: Decrypt packet failed: No installed keys could decrypt the message from=" + from + "\n"
+	}
+	steps := []struct {
+		name    string
+		advance time.Duration
+		line    string
+		logged  bool
+		want    string // in the output when logged
+	}{
+		{"first from a peer", 0, decrypt("10.0.0.1:7946"), true, "peer=10.0.0.1"},
+		{"same peer again", time.Second, decrypt("10.0.0.1:7946"), false, ""},
+		{"same peer, TCP source port", time.Second, "[ERR] memberlist: failed to receive: No installed keys could decrypt the message from=10.0.0.1:53312\n", false, ""},
+		{"another peer", 0, decrypt("10.0.0.2:7946"), true, "peer=10.0.0.2"},
+		{"unlabelled traffic from a third", 0, `[ERR] memberlist: discarding packet with unacceptable label "": from=[fd00::3]:7946` + "\n", true, "peer=fd00::3"},
+		{"other errors are not limited", 0, "[ERR] memberlist: Failed fallback TCP ping: boom\n", true, "fallback TCP"},
+		{"first peer after a minute, with the count", time.Minute, decrypt("10.0.0.1:7946"), true, "suppressed_since_last=2"},
+	}
+	for _, st := range steps {
+		buf.Reset()
+		now = now.Add(st.advance)
+		if _, err := w.Write([]byte(st.line)); err != nil {
+			t.Fatal(err)
+		}
+		out := buf.String()
+		if (out != "") != st.logged {
+			t.Fatalf("%s: logged %q, want logged=%t", st.name, out, st.logged)
+		}
+		if st.logged && !strings.Contains(out, st.want) {
+			t.Fatalf("%s: logged %q, want it to contain %q", st.name, out, st.want)
+		}
+	}
+}
+
+func TestLogWriterBadPeerTableBounded(t *testing.T) {
+	w := &logWriter{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for i := range 3 * maxBadPeers {
+		from := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		_, _ = w.Write([]byte("[ERR] memberlist: Decrypt packet failed: x from=" + from.String() + ":7946\n"))
+	}
+	if n := len(w.bad); n > maxBadPeers {
+		t.Fatalf("table holds %d peers, bound is %d", n, maxBadPeers)
+	}
+}
+
 func TestConvergeEncrypted(t *testing.T) {
 	c := newCluster(t, "correct horse battery staple")
 	ms := c.startN(3)
@@ -134,7 +193,7 @@ func TestConvergeEncrypted(t *testing.T) {
 }
 
 func TestWrongKeyNotAdmitted(t *testing.T) {
-	c := newCluster(t, "the real secret")
+	c := newCluster(t, "the real secret key")
 	ms := c.startN(2)
 	waitConverged(t, 20*time.Second, ms)
 
@@ -197,7 +256,7 @@ func TestFailureDetected(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCluster(t, "s3cret")
+			c := newCluster(t, "s3cret-of-the-tests")
 			ms := c.startN(4)
 			waitConverged(t, 20*time.Second, ms)
 			// Let join gossip settle so that the change we wait for is the failure.
@@ -223,7 +282,7 @@ func TestFailureDetected(t *testing.T) {
 }
 
 func TestLeave(t *testing.T) {
-	c := newCluster(t, "s3cret")
+	c := newCluster(t, "s3cret-of-the-tests")
 	ms := c.startN(3)
 	waitConverged(t, 20*time.Second, ms)
 	time.Sleep(300 * time.Millisecond)
@@ -281,7 +340,7 @@ func TestPartitionHeals(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCluster(t, "s3cret")
+			c := newCluster(t, "s3cret-of-the-tests")
 			// Gossip to dead members could also heal a partition; keep it
 			// shorter than the partition so that only the re-join loop can.
 			c.timings.GossipToTheDeadTime = 200 * time.Millisecond
@@ -335,7 +394,7 @@ func TestPartitionHeals(t *testing.T) {
 func TestRestartWithinSeconds(t *testing.T) {
 	for _, pause := range []time.Duration{100 * time.Millisecond, time.Second, 2 * time.Second} {
 		t.Run(pause.String(), func(t *testing.T) {
-			c := newCluster(t, "s3cret")
+			c := newCluster(t, "s3cret-of-the-tests")
 			ms := c.startN(3)
 			waitConverged(t, 20*time.Second, ms)
 			time.Sleep(300 * time.Millisecond)

@@ -29,7 +29,7 @@ func BenchmarkFailureDetection(b *testing.B) {
 	for _, n := range []int{10, 50, 100, 150} {
 		for _, mode := range []string{"cut", "crash"} {
 			b.Run(fmt.Sprintf("members=%d/%s", n, mode), func(b *testing.B) {
-				c := newCluster(b, "bench secret")
+				c := newCluster(b, "bench secret key")
 				c.rejoin = 2 * time.Second
 				// Seeding everyone with everyone would make 100 members do
 				// 10,000 joins at start; three seeds are enough to converge.

@@ -95,7 +95,7 @@ func (a *apiWorld) announcers(svcKey string) (map[string][]string, string) {
 	for _, n := range a.nodes {
 		alive[n] = true
 	}
-	in := Inputs{Config: a.s.loadConfig(), Nodes: nodes, Services: svcs, EndpointSlices: a.s.endpointSlices, Alive: alive}
+	in := Inputs{Config: a.s.loadConfig(svcs), Nodes: nodes, Services: svcs, EndpointSlices: a.s.endpointSlices, Alive: alive}
 	got := map[string][]string{}
 	why := ""
 	for _, n := range a.nodes {

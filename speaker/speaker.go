@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -29,7 +30,6 @@ import (
 
 	"github.com/ironlb/ironlb/bgp"
 	"github.com/ironlb/ironlb/config"
-	"github.com/ironlb/ironlb/internal/svcinfo"
 	"github.com/ironlb/ironlb/layer2"
 	"github.com/ironlb/ironlb/membership"
 )
@@ -38,6 +38,7 @@ import (
 const (
 	ReasonNodeAssigned     = "nodeAssigned"
 	ReasonDuplicateOwner   = "DuplicateAnnouncer"
+	ReasonYielded          = "AnnouncementYielded"
 	ReasonConfigInvalid    = "ConfigInvalid"
 	excludeFromLBLabel     = "node.kubernetes.io/exclude-from-external-load-balancers"
 	serviceNameLabel       = discoveryv1.LabelServiceName
@@ -51,6 +52,9 @@ const (
 	// defaultRejoinInterval: how often missing speakers known from the API are joined again,
 	// which bounds how long two nodes may answer for an IP after a partition heals.
 	defaultRejoinInterval = time.Second
+	// standbyGossipTimeout bounds the wait for the others to hear that this speaker's
+	// candidacy changed (it has, or no longer lacks, a configuration).
+	standbyGossipTimeout = time.Second
 )
 
 // Options configure a Speaker.
@@ -66,10 +70,13 @@ type Options struct {
 	IgnoreExcludeLB bool
 
 	// Memberlist.
-	BindAddr       netip.Addr // the node IP
-	BindPort       int
-	SpeakerLabels  string // label selector of the speaker pods, to find the other members
-	Secret         []byte // raw Secret value; empty requires Insecure
+	BindAddr      netip.Addr // the node IP
+	BindPort      int
+	SpeakerLabels string // label selector of the speaker pods, to find the other members
+	Secret        []byte // raw Secret value; empty requires Insecure
+	// ExtraSecrets are Secret values accepted besides Secret, during a key rotation (see the
+	// membership package).
+	ExtraSecrets   [][]byte
 	Insecure       bool
 	MemberTimings  membership.Timings
 	RejoinInterval time.Duration
@@ -108,10 +115,21 @@ type Speaker struct {
 
 	trigger chan struct{}
 	ready   atomic.Bool
+	// partitioned: some speaker known from the API is missing from memberlist, so a split brain
+	// is possible and layer2 may yield an IP in a conflict (set at every decision).
+	partitioned atomic.Bool
 
-	mu        sync.Mutex
-	cfg       *config.Config
-	cfgRV     string
+	mu    sync.Mutex
+	cfg   *config.Config
+	cfgRV string
+	// pending is a parsed ConfigMap not applied because it would take an address away from a
+	// Service; it is checked again at every decision. pendingWhy is what blocks it, as last
+	// reported.
+	pending    *config.Config
+	pendingWhy string
+	// byIP maps each announced IP to the Services announced with it, for the duplicate and
+	// conflict Events (O(1) per report).
+	byIP      map[netip.Addr][]string
 	announced map[announcement]bool
 	liveness  *membership.Liveness
 	prevAlive map[string]bool // alive set of the previous decision (reconcile goroutine only)
@@ -129,6 +147,15 @@ func New(opts Options) (*Speaker, error) {
 	}
 	if !opts.BindAddr.IsValid() {
 		return nil, errors.New("speaker: the node IP is required (--ml-bind-addr or env METALLB_HOST)")
+	}
+	if n := len(opts.Secret); n > 0 && n < membership.MinSecretLength {
+		return nil, fmt.Errorf(`speaker: the memberlist secret is %d bytes long, need at least %d: create it with
+  kubectl create secret generic -n metallb-system memberlist --from-literal=secretkey="$(openssl rand -base64 128)"`, n, membership.MinSecretLength)
+	}
+	for i, k := range opts.ExtraSecrets {
+		if len(k) < membership.MinSecretLength {
+			return nil, fmt.Errorf("speaker: extra memberlist secret %d is %d bytes long, need at least %d", i, len(k), membership.MinSecretLength)
+		}
 	}
 	if len(opts.Secret) == 0 && !opts.Insecure {
 		return nil, errors.New(`speaker: no memberlist secret: create it with
@@ -210,8 +237,16 @@ func (s *Speaker) poke() {
 	}
 }
 
-// Ready reports whether the speaker has synced and made its first decision.
-func (s *Speaker) Ready() bool { return s.ready.Load() }
+// Ready reports whether the speaker has synced, made its first decision and has a valid
+// configuration (without one it is on standby: not a candidate, announcing nothing).
+func (s *Speaker) Ready() bool {
+	if !s.ready.Load() {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg != nil
+}
 
 // Run joins the speaker cluster and announces until ctx ends. On the way out it withdraws every
 // announcement first, then leaves the cluster, so the next owner takes over while this node
@@ -230,26 +265,38 @@ func (s *Speaker) Run(ctx context.Context) error {
 		return fmt.Errorf("speaker: caches did not sync: %w", ctx.Err())
 	}
 
+	// Without a valid configuration this speaker would announce nothing: it joins on standby,
+	// so that the others keep the IPs it would win.
+	svcs, _ := s.services.List(labels.Everything())
+	standby := s.loadConfig(svcs) == nil
+	if standby {
+		s.log.Warn("no valid configuration: joining the speakers on standby, not a candidate for any IP")
+	}
 	var err error
 	s.members, err = membership.New(membership.Options{
-		NodeName:       s.opts.NodeName,
-		BindAddr:       s.opts.BindAddr,
-		BindPort:       s.opts.BindPort,
-		SecretKey:      s.opts.Secret,
-		Seeds:          s.seeds,
-		RejoinInterval: s.opts.RejoinInterval,
-		Timings:        s.opts.MemberTimings,
-		Logger:         s.log.With("component", "memberlist"),
+		NodeName:        s.opts.NodeName,
+		BindAddr:        s.opts.BindAddr,
+		BindPort:        s.opts.BindPort,
+		SecretKey:       s.opts.Secret,
+		ExtraSecretKeys: s.opts.ExtraSecrets,
+		Standby:         standby,
+		Seeds:           s.seeds,
+		RejoinInterval:  s.opts.RejoinInterval,
+		Timings:         s.opts.MemberTimings,
+		Logger:          s.log.With("component", "memberlist"),
 	})
 	if err != nil {
 		return fmt.Errorf("speaker: memberlist: %w", err)
 	}
-	s.liveness = membership.NewLiveness(s.opts.NodeName, s.opts.RestartGrace, s.hostUp, s.members.Left, s.poke, s.log)
+	s.liveness = membership.NewLiveness(s.opts.NodeName, s.opts.RestartGrace, s.hostUp, s.members.Withdrawn, s.poke, s.log)
 	s.announcer, err = layer2.NewAnnouncer(layer2.Options{
-		Interfaces:  s.opts.Interfaces,
-		Logger:      s.log.With("component", "layer2"),
-		Metrics:     layer2.NewMetrics(s.opts.Registerer),
-		OnDuplicate: s.onDuplicate,
+		Interfaces:       s.opts.Interfaces,
+		Logger:           s.log.With("component", "layer2"),
+		Metrics:          layer2.NewMetrics(s.opts.Registerer),
+		OnDuplicate:      s.onDuplicate,
+		ResolveConflicts: true,
+		MayYield:         s.partitioned.Load,
+		OnYield:          s.onYield,
 	})
 	if err != nil {
 		return fmt.Errorf("speaker: layer2: %w", err)
@@ -369,40 +416,63 @@ func (s *Speaker) seeds() []netip.AddrPort {
 	return out
 }
 
-// loadConfig parses the ConfigMap when it changed; a broken one keeps the last good config.
-func (s *Speaker) loadConfig() *config.Config {
+// loadConfig returns the configuration in force. A ConfigMap that changed is parsed (without the
+// config key it is an empty configuration, as in MetalLB); a broken one keeps the last good
+// configuration, and so does one under which an address in a Service's status would leave every
+// pool or become a .0/.255 address of an avoid-buggy-ips pool. Such a refused configuration is
+// checked again at every decision, so that moving or deleting those Services lets it in. A
+// missing ConfigMap keeps the last good configuration too.
+func (s *Speaker) loadConfig(svcs []*corev1.Service) *config.Config {
 	cm, err := s.configMaps.ConfigMaps(s.opts.Namespace).Get(s.opts.ConfigName)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if apierrors.IsNotFound(err) || err != nil || cm.ResourceVersion == s.cfgRV {
-		return s.cfg
-	}
-	s.cfgRV = cm.ResourceVersion
-	data, ok := cm.Data[s.opts.ConfigKey]
-	var cfg *config.Config
-	if !ok {
-		err = fmt.Errorf("ConfigMap has no key %q", s.opts.ConfigKey)
-	} else {
-		cfg, err = config.Parse([]byte(data))
-	}
 	if err != nil {
-		s.metrics.config.Rejected()
-		s.log.Error("rejected configuration; the last good one stays in force", "error", err)
 		return s.cfg
 	}
+	if cm.ResourceVersion != s.cfgRV {
+		s.cfgRV = cm.ResourceVersion
+		s.pending, s.pendingWhy = nil, ""
+		data, ok := cm.Data[s.opts.ConfigKey]
+		if !ok {
+			s.log.Info("the ConfigMap has no key "+s.opts.ConfigKey+": an empty configuration", "configmap", s.opts.Namespace+"/"+s.opts.ConfigName)
+		}
+		cfg, err := config.Parse([]byte(data))
+		if err != nil {
+			s.metrics.config.Rejected()
+			s.log.Error("rejected configuration; the last good one stays in force", "error", err)
+			s.recorder.Eventf(cm, corev1.EventTypeWarning, ReasonConfigInvalid,
+				"speaker on %q: configuration rejected, the last good one stays in force: %v", s.opts.NodeName, err)
+			return s.cfg
+		}
+		s.pending = cfg
+	}
+	if s.pending == nil {
+		return s.cfg
+	}
+	if lost := takenAway(s.pending, svcs, s.opts.LBClass); len(lost) > 0 {
+		why := describeLost(lost)
+		if s.cfg == nil {
+			// Refusing the first configuration would leave this speaker with none at all, which
+			// announces nothing: take it, and say which addresses it cannot announce.
+			s.log.Warn("configuration loaded although some Services' addresses are not in it; they are not announced", "reason", why)
+		} else {
+			if why != s.pendingWhy {
+				s.pendingWhy = why
+				s.metrics.config.Rejected()
+				s.log.Error("refused configuration: it would take addresses away; the last good one stays in force. Move or delete those Services first",
+					"reason", why)
+				s.recorder.Eventf(cm, corev1.EventTypeWarning, ReasonConfigInvalid,
+					"speaker on %q: configuration refused, the last good one stays in force: %s. Move those Services to addresses of the new pools, or delete them, first",
+					s.opts.NodeName, why)
+			}
+			return s.cfg
+		}
+	}
+	cfg := s.pending
+	s.pending, s.pendingWhy = nil, ""
 	s.metrics.config.Accepted()
 	s.cfg = cfg
 	s.log.Info("configuration loaded", "pools", len(cfg.Pools), "peers", len(cfg.Peers))
-	for i, p := range cfg.Peers {
-		// The embedded gobgp has no BFD and cannot negotiate a zero hold time; say so rather
-		// than pretend.
-		if p.BFDProfile != "" {
-			s.log.Warn("bfd-profile is not supported by ironlb's BGP engine and is ignored", "peer", i, "address", p.Addr, "bfd-profile", p.BFDProfile)
-		}
-		if p.HoldTime == 0 {
-			s.log.Warn("hold-time 0 is not supported by ironlb's BGP engine; using 90s", "peer", i, "address", p.Addr)
-		}
-	}
 	return cfg
 }
 
@@ -442,22 +512,35 @@ func (s *Speaker) nodeAddr(node string) (netip.Addr, bool) {
 func (s *Speaker) reconcile() {
 	nodes, _ := s.nodes.List(labels.Everything())
 	svcs, _ := s.services.List(labels.Everything())
+	cfg := s.loadConfig(svcs)
+	if err := s.members.SetStandby(cfg == nil, standbyGossipTimeout); err != nil {
+		s.log.Warn("telling the other speakers about this one's candidacy", "error", err)
+	}
 	w := snapshot(s.opts.NodeName, Inputs{
-		Config:         s.loadConfig(),
+		Config:         cfg,
 		LBClass:        s.opts.LBClass,
 		Nodes:          nodes,
 		Services:       svcs,
 		EndpointSlices: s.endpointSlices,
-		Alive:          s.liveness.Update(time.Now(), s.members.Alive()),
+		// Speakers on standby (no configuration) are alive but not candidates.
+		Alive: s.liveness.Update(time.Now(), s.members.Candidates()),
 
 		IgnoreExcludeLB: s.opts.IgnoreExcludeLB,
 	})
 	d := decide(w)
+	// Before the takeover below: its announcements may meet the other side of a split at once.
+	missing := len(s.members.Alive()) < len(s.seeds())+1
+	wasMissing := s.partitioned.Swap(missing)
 	s.announcer.SetOwned(d.Owned)
 	if s.rejoined(w.Alive) {
 		// A member is back (a partition healed): clients may have followed another node while
 		// it was gone; announce what this node owns again so they return at once.
 		s.announcer.Reannounce()
+	}
+	if missing && !wasMissing {
+		// A speaker is missing from memberlist: if it is cut off from memberlist only, it may
+		// announce this node's IPs too. Announcing them once lets it find the conflict.
+		s.announcer.Assert()
 	}
 	peersErr := s.bgp.SetPeers(bgpPeers(d.Peers))
 	if peersErr != nil {
@@ -490,10 +573,15 @@ func (s *Speaker) recordAnnouncements(d decision, svcs []*corev1.Service) {
 		byKey[svc.Namespace+"/"+svc.Name] = svc
 	}
 	now := map[announcement]bool{}
+	byIP := map[netip.Addr][]string{}
 	for _, a := range d.Announcements {
 		now[a] = true
+		if !slices.Contains(byIP[a.IP], a.Service) {
+			byIP[a.IP] = append(byIP[a.IP], a.Service)
+		}
 	}
 	s.mu.Lock()
+	s.byIP = byIP
 	var started []announcement
 	for a := range now {
 		if !s.announced[a] {
@@ -537,16 +625,38 @@ func (s *Speaker) endpointSlices(svc *corev1.Service) []*discoveryv1.EndpointSli
 	return slices
 }
 
-func (s *Speaker) onDuplicate(ip netip.Addr, mac net.HardwareAddr, iface string) {
-	s.log.Warn("another host answers for an address this node announces (split brain?)", "ip", ip, "other_mac", mac.String(), "interface", iface)
-	svcs, _ := s.services.List(labels.Everything())
-	for _, svc := range svcs {
-		for _, sip := range svcinfo.StatusIPs(svc) {
-			if sip == ip {
-				s.recorder.Eventf(svc, corev1.EventTypeWarning, ReasonDuplicateOwner,
-					"node %q announces %s but %s also answers for it on %s", s.opts.NodeName, ip, mac, iface)
-			}
+// servicesOf returns the Services announced with ip at the last decision. O(1) per Service.
+func (s *Speaker) servicesOf(ip netip.Addr) []*corev1.Service {
+	s.mu.Lock()
+	keys := s.byIP[ip]
+	s.mu.Unlock()
+	var out []*corev1.Service
+	for _, key := range keys {
+		ns, name, _ := strings.Cut(key, "/")
+		if svc, err := s.services.Services(ns).Get(name); err == nil {
+			out = append(out, svc)
 		}
+	}
+	return out
+}
+
+// onDuplicate is called by layer2 at most every 10s per IP, whatever the number of MACs.
+func (s *Speaker) onDuplicate(ip netip.Addr, mac net.HardwareAddr, iface string) {
+	for _, svc := range s.servicesOf(ip) {
+		s.recorder.Eventf(svc, corev1.EventTypeWarning, ReasonDuplicateOwner,
+			"node %q announces %s but %s also answers for it on %s (split brain: are the speakers' memberlist port 7946 and Secret the same everywhere?)",
+			s.opts.NodeName, ip, mac, iface)
+	}
+}
+
+// onYield is called by layer2 when another announcer of ip wins the tie-break.
+func (s *Speaker) onYield(ip netip.Addr, winner net.HardwareAddr, iface string) {
+	s.log.Warn("another node announces an IP this node owns and wins the tie-break; not answering for it while that lasts (split brain)",
+		"ip", ip, "winner_mac", winner.String(), "interface", iface)
+	for _, svc := range s.servicesOf(ip) {
+		s.recorder.Eventf(svc, corev1.EventTypeWarning, ReasonYielded,
+			"node %q stops announcing %s while %s (on %s) also does and wins the tie-break; it takes it back when that one stops or the speakers see each other again",
+			s.opts.NodeName, ip, winner, iface)
 	}
 }
 

@@ -33,8 +33,8 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.namespace, "namespace", envOr("METALLB_NAMESPACE", "metallb-system"), "namespace of the ConfigMap (and of the Lease / speaker pods)")
 	fs.StringVar(&c.configName, "config-name", "config", "name of the MetalLB-format ConfigMap; its key \"config\" holds the configuration")
 	fs.StringVar(&c.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file; empty uses the in-cluster service account")
-	fs.IntVar(&c.port, "port", 7472, "port serving /metrics, /healthz and /readyz on all addresses (ignored when --metrics-addr is set)")
-	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "address serving /metrics, /healthz and /readyz, e.g. 127.0.0.1:7472")
+	fs.IntVar(&c.port, "port", 7472, "port serving /metrics, /healthz and /readyz: the controller's on all addresses, the speaker's on the node IP (ignored when --metrics-addr is set)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "address serving /metrics, /healthz and /readyz, e.g. 127.0.0.1:7472, or 0.0.0.0:7472 for every interface")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }

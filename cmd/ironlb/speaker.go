@@ -37,6 +37,7 @@ func runSpeaker(ctx context.Context, args []string, stderr io.Writer) int {
 		logger.Error("--ml-bind-addr must be this node's IP address", "value", *bindAddr)
 		return 2
 	}
+	listen := speakerListenAddr(common.metricsAddr, common.port, os.Getenv("METALLB_HOST"), addr)
 	client, err := kubeClient(common.kubeconfig, "ironlb-speaker")
 	if err != nil {
 		logger.Error("kubernetes client", "error", err)
@@ -46,6 +47,11 @@ func runSpeaker(ctx context.Context, args []string, stderr io.Writer) int {
 	secret := os.Getenv("METALLB_ML_SECRET_KEY")
 	if secret == "" {
 		secret = os.Getenv("IRONLB_ML_SECRET_KEY")
+	}
+	// A second key accepted during a rotation of the memberlist Secret (membership package doc).
+	var extra [][]byte
+	if k := os.Getenv("IRONLB_ML_EXTRA_SECRET_KEY"); k != "" {
+		extra = append(extra, []byte(k))
 	}
 	var ifaces []string
 	for _, i := range strings.Split(*interfaces, ",") {
@@ -64,6 +70,7 @@ func runSpeaker(ctx context.Context, args []string, stderr io.Writer) int {
 		BindPort:      *bindPort,
 		SpeakerLabels: *mlLabels,
 		Secret:        []byte(secret),
+		ExtraSecrets:  extra,
 		Insecure:      *insecure,
 		RestartGrace:  *restartGrace,
 		Interfaces:    ifaces,
@@ -79,7 +86,8 @@ func runSpeaker(ctx context.Context, args []string, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- serve.Run(ctx, common.listenAddr(), reg, sp.Ready) }()
+	logger.Info("serving /metrics, /healthz and /readyz", "addr", listen)
+	go func() { serveErr <- serve.Run(ctx, listen, reg, sp.Ready) }()
 	runErr := make(chan error, 1)
 	go func() { runErr <- sp.Run(ctx) }()
 	select {
@@ -93,4 +101,18 @@ func runSpeaker(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// speakerListenAddr is where the speaker serves /metrics, /healthz and /readyz: --metrics-addr
+// when set; otherwise --port on the node IP (METALLB_HOST, else the memberlist bind address),
+// not on every interface, since the speaker runs in the host's network namespace.
+func speakerListenAddr(metricsAddr string, port int, host string, bind netip.Addr) string {
+	if metricsAddr != "" {
+		return metricsAddr
+	}
+	ip := bind
+	if h, err := netip.ParseAddr(host); err == nil {
+		ip = h
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(port)).String()
 }

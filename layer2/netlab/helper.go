@@ -21,7 +21,11 @@ import (
 	"time"
 
 	"github.com/ironlb/ironlb/layer2"
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
+	"github.com/mdlayher/packet"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 )
 
 // Environment variables that turn a re-executed binary into a helper.
@@ -44,6 +48,9 @@ type helperArgs struct {
 	Secret     string          `json:"secret,omitempty"`   // speaker
 	Grace      time.Duration   `json:"grace,omitempty"`    // speaker
 	Rejoin     time.Duration   `json:"rejoin,omitempty"`   // speaker
+	Standby    bool            `json:"standby,omitempty"`  // speaker: start without a configuration
+	Resolve    bool            `json:"resolve,omitempty"`  // announce: ResolveConflicts
+	Count      int             `json:"count,omitempty"`    // junkarp: malformed frames before the request
 }
 
 // MaybeRunHelper runs the helper role named in the environment and exits;
@@ -73,6 +80,8 @@ func MaybeRunHelper() {
 		err = runSpeaker(ctx, args, os.Stdin, os.Stdout)
 	case "leakcheck":
 		err = runLeakCheck(args, os.Stdout)
+	case "junkarp":
+		err = runJunkARP(args, os.Stdout)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
@@ -110,6 +119,7 @@ func runAnnounce(ctx context.Context, args helperArgs, in io.Reader, out io.Writ
 		Metrics:            metrics,
 		GratuitousSchedule: args.Schedule,
 		RescanInterval:     args.Rescan,
+		ResolveConflicts:   args.Resolve,
 		OnDuplicate: func(ip netip.Addr, mac net.HardwareAddr, iface string) {
 			say("dup %s %s %s", ip, mac, iface)
 		},
@@ -313,6 +323,83 @@ func runLeakCheck(args helperArgs, out io.Writer) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	fmt.Fprintf(out, "leak %d %d %d %d\n", g0, runtime.NumGoroutine(), fd0, countFDs())
+	return nil
+}
+
+// runJunkARP sends args.Count malformed ARP frames on args.Interfaces[0]
+// and keeps sending about one a millisecond; meanwhile it sends ten real
+// requests for args.IPs[0], 200ms apart, and prints for each "reply
+// <nanoseconds to the reply> <mac>" or "noreply" (none within 1s).
+func runJunkARP(args helperArgs, out io.Writer) error {
+	if len(args.Interfaces) != 1 || len(args.IPs) != 1 {
+		return errors.New("junkarp: want one interface and one IP")
+	}
+	ifi, err := net.InterfaceByName(args.Interfaces[0])
+	if err != nil {
+		return err
+	}
+	raw, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, nil)
+	if err != nil {
+		return fmt.Errorf("junkarp: packet socket: %w", err)
+	}
+	defer raw.Close()
+	client, err := arp.Dial(ifi)
+	if err != nil {
+		return fmt.Errorf("junkarp: ARP socket: %w", err)
+	}
+	defer client.Close()
+	// An ARP frame announcing a 255-byte hardware address in a payload far
+	// too short for it: it fails to parse even when padded to 60 bytes.
+	junk := append(append(append([]byte{}, ethernet.Broadcast...), ifi.HardwareAddr...),
+		0x08, 0x06, // EtherType ARP
+		0x00, 0x01, 0x08, 0x00, 0xff, 0x04, 0x00, 0x01, 0xde, 0xad)
+	bcast := &packet.Addr{HardwareAddr: ethernet.Broadcast}
+	for range args.Count {
+		if _, err := raw.WriteTo(junk, bcast); err != nil {
+			return fmt.Errorf("junkarp: writing junk: %w", err)
+		}
+	}
+	stop := make(chan struct{})
+	flooded := make(chan struct{})
+	go func() {
+		defer close(flooded)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			_, _ = raw.WriteTo(junk, bcast)
+		}
+	}()
+	defer func() { close(stop); <-flooded }()
+
+	target := args.IPs[0]
+	for range 10 {
+		start := time.Now()
+		if err := client.Request(target); err != nil {
+			return fmt.Errorf("junkarp: request: %w", err)
+		}
+		if err := client.SetReadDeadline(start.Add(time.Second)); err != nil {
+			return err
+		}
+		for {
+			p, _, err := client.Read()
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					fmt.Fprintln(out, "noreply")
+					break
+				}
+				continue
+			}
+			if p.Operation == arp.OperationReply && p.SenderIP == target {
+				fmt.Fprintf(out, "reply %d %s\n", time.Since(start).Nanoseconds(), p.SenderHardwareAddr)
+				break
+			}
+		}
+		time.Sleep(time.Until(start.Add(200 * time.Millisecond)))
+	}
 	return nil
 }
 

@@ -170,6 +170,8 @@ type AnnouncerConfig struct {
 	Schedule   []time.Duration // default: layer2.DefaultGratuitousSchedule
 	Rescan     time.Duration   // default: 1s, so tests need not wait 10s
 	Debug      bool            // debug logs
+	// ResolveConflicts turns on the Announcer's split-brain resolution.
+	ResolveConflicts bool
 }
 
 // AnnouncerProc is a layer2.Announcer running in a helper process.
@@ -202,6 +204,7 @@ func StartAnnouncer(ctx context.Context, h *Host, cfg AnnouncerConfig) (*Announc
 	}
 	p, err := startProc(ctx, h.NS, "announce", helperArgs{
 		Name: h.Name, Interfaces: cfg.Interfaces, Schedule: cfg.Schedule, Rescan: cfg.Rescan, Debug: cfg.Debug,
+		Resolve: cfg.ResolveConflicts,
 	}, handle)
 	if err != nil {
 		return nil, err
@@ -317,4 +320,46 @@ func RunLeakCheck(ctx context.Context, h *Host, ips []netip.Addr) (LeakResult, s
 		return LeakResult{}, stderr.String(), fmt.Errorf("netlab: parsing leak check output %q: %w", out, err)
 	}
 	return r, stderr.String(), nil
+}
+
+// JunkReply is the fate of one ARP request sent among malformed frames.
+type JunkReply struct {
+	Answered bool
+	After    time.Duration    // request to reply
+	MAC      net.HardwareAddr // who replied
+}
+
+// ARPAmidJunk sends junk malformed ARP frames from h, then keeps sending
+// about one a millisecond while it sends ten ARP requests for ip, 200ms
+// apart, and returns what became of each (unanswered after 1s: not
+// Answered).
+func ARPAmidJunk(ctx context.Context, h *Host, ip netip.Addr, junk int) ([]JunkReply, error) {
+	cmd, err := helperCmd(ctx, h.NS, "junkarp", helperArgs{Name: h.Name, Interfaces: []string{h.If}, IPs: []netip.Addr{ip}, Count: junk})
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("netlab: junk ARP: %w\n%s", err, stderr.String())
+	}
+	var rs []JunkReply
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line == "noreply" {
+			rs = append(rs, JunkReply{})
+			continue
+		}
+		var ns int64
+		var macText string
+		if _, err := fmt.Sscanf(line, "reply %d %s", &ns, &macText); err != nil {
+			return nil, fmt.Errorf("netlab: parsing junk ARP output %q: %w", line, err)
+		}
+		mac, err := net.ParseMAC(macText)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, JunkReply{Answered: true, After: time.Duration(ns), MAC: mac})
+	}
+	return rs, nil
 }

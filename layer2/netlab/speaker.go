@@ -1,6 +1,7 @@
 package netlab
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -55,6 +56,10 @@ type SpeakerConfig struct {
 	// Interfaces served by the announcer; default: all.
 	Interfaces []string
 	Debug      bool
+	// Standby starts the speaker as the real one starts without a valid
+	// configuration: alive, not a candidate, announcing nothing, until
+	// Configure.
+	Standby bool
 }
 
 // SpeakerState is one decision of a mini speaker: the alive set the election
@@ -101,12 +106,20 @@ func StartSpeaker(ctx context.Context, h *Host, cfg SpeakerConfig) (*SpeakerProc
 	p, err := startProc(ctx, h.NS, "speaker", helperArgs{
 		Name: h.Name, Interfaces: cfg.Interfaces, Debug: cfg.Debug,
 		Nodes: cfg.Nodes, IPs: cfg.IPs, Secret: cfg.Secret, Grace: cfg.Grace, Rejoin: cfg.Rejoin,
+		Standby: cfg.Standby,
 	}, handle)
 	if err != nil {
 		return nil, err
 	}
 	s.Proc = p
 	return s, nil
+}
+
+// Configure gives a speaker started on standby its configuration: it
+// becomes a candidate. It returns once the others have been told.
+func (s *SpeakerProc) Configure() error {
+	_, err := s.command("configure")
+	return err
 }
 
 // Latest returns the speaker's latest decision.
@@ -178,10 +191,13 @@ func parseSpeakerState(line string) (SpeakerState, bool) {
 }
 
 // runSpeaker is the mini speaker: on every membership change (or grace
-// expiry) alive := liveness.Update(now, members.Alive()), then the IPs whose
-// election.Owner over alive is this node are announced. It prints "ready",
-// then one "state" line per decision. SIGTERM (ctx) or the end of in is the
-// planned handover: stop announcing, leave, exit.
+// expiry) alive := liveness.Update(now, members.Candidates()), then the IPs
+// whose election.Owner over alive is this node are announced (none while on
+// standby, as the speaker without a configuration). Its announcer resolves
+// split brains, as the speaker's does. It prints "ready", then one "state"
+// line per decision; the command "configure" on in ends the standby and
+// answers "ok". SIGTERM (ctx) or the end of in is the planned handover: stop
+// announcing, leave, exit.
 func runSpeaker(ctx context.Context, args helperArgs, in io.Reader, out io.Writer) error {
 	log := helperLogger(args)
 	var say sync.Mutex
@@ -224,11 +240,17 @@ func runSpeaker(ctx context.Context, args helperArgs, in io.Reader, out io.Write
 		},
 		RejoinInterval: args.Rejoin,
 		Logger:         log,
+		Standby:        args.Standby,
 	})
 	if err != nil {
 		return fmt.Errorf("speaker %s: membership: %w", args.Name, err)
 	}
-	ann, err := layer2.NewAnnouncer(layer2.Options{Interfaces: args.Interfaces, Logger: log, RescanInterval: time.Second})
+	// As the speaker does: yield in a conflict only while some speaker is missing from the
+	// membership (a split brain is possible only then).
+	ann, err := layer2.NewAnnouncer(layer2.Options{
+		Interfaces: args.Interfaces, Logger: log, RescanInterval: time.Second, ResolveConflicts: true,
+		MayYield: func() bool { return len(members.Alive()) < len(args.Nodes) },
+	})
 	if err != nil {
 		return fmt.Errorf("speaker %s: announcer: %w", args.Name, err)
 	}
@@ -238,7 +260,7 @@ func runSpeaker(ctx context.Context, args helperArgs, in io.Reader, out io.Write
 		ip, ok := hosts[name]
 		return ok && membership.HostAnswers(netip.AddrPortFrom(ip, membership.DefaultPort), hostProbeTimeout)
 	}
-	live := membership.NewLiveness(args.Name, grace, hostUp, members.Left, func() {
+	live := membership.NewLiveness(args.Name, grace, hostUp, members.Withdrawn, func() {
 		select {
 		case poke <- struct{}{}:
 		default:
@@ -263,9 +285,11 @@ func runSpeaker(ctx context.Context, args helperArgs, in io.Reader, out io.Write
 	}
 
 	var prevAlive map[string]bool
+	standby := args.Standby
+	partitioned := false
 	decide := func() {
 		now := time.Now()
-		alive := live.Update(now, members.Alive())
+		alive := live.Update(now, members.Candidates())
 		// As the speaker does: a member that is back (a healed partition) makes every owner
 		// announce again, so clients return to it at once.
 		rejoined := false
@@ -280,7 +304,7 @@ func runSpeaker(ctx context.Context, args helperArgs, in io.Reader, out io.Write
 		slices.Sort(names)
 		var owned []netip.Addr
 		for _, ip := range args.IPs {
-			if election.Owner(ip, names) == args.Name {
+			if !standby && election.Owner(ip, names) == args.Name {
 				owned = append(owned, ip)
 			}
 		}
@@ -288,18 +312,40 @@ func runSpeaker(ctx context.Context, args helperArgs, in io.Reader, out io.Write
 		if rejoined {
 			ann.Reannounce()
 		}
+		// As the speaker does: starting to miss a member, announce once what this node owns,
+		// so that a node on the other side of a split finds the conflict.
+		missing := len(members.Alive()) < len(args.Nodes)
+		if missing && !partitioned {
+			ann.Assert()
+		}
+		partitioned = missing
 		printf("%s", formatSpeakerState(SpeakerState{At: now, Alive: names, Owned: owned}))
 	}
 	decide()
 	printf("ready")
 
 	eof := make(chan struct{})
+	configure := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(io.Discard, in)
-		close(eof)
+		defer close(eof)
+		sc := bufio.NewScanner(in)
+		for sc.Scan() {
+			if strings.TrimSpace(sc.Text()) == "configure" {
+				configure <- struct{}{}
+			} else {
+				printf("err unknown command %q", sc.Text())
+			}
+		}
 	}()
 	for {
 		select {
+		case <-configure:
+			standby = false
+			if err := members.SetStandby(false, 2*time.Second); err != nil {
+				printf("err %v", err)
+				continue
+			}
+			printf("ok")
 		case <-members.Changes():
 		case <-poke:
 		case <-ctx.Done():

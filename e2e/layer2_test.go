@@ -77,6 +77,24 @@ func deployWalkthroughApp(t *testing.T, c *Cluster, client *Client) (string, net
 	return ns, ip
 }
 
+// soleARPOwner waits until exactly one MAC answers ARP for ip from the client and returns it.
+func soleARPOwner(t *testing.T, client *Client, ip netip.Addr) string {
+	t.Helper()
+	var mac string
+	Eventually(t, 30*time.Second, time.Second, func(ctx context.Context) error {
+		got, out, err := arpingMACs(ctx, client, ip, 3, "5")
+		if err != nil {
+			return err
+		}
+		if len(got) != 1 {
+			return fmt.Errorf("want exactly one MAC answering ARP for %s, got %v:\n%s", ip, got, out)
+		}
+		mac = got[0]
+		return nil
+	})
+	return mac
+}
+
 // TestLayer2OneOwnerAndLinkCutFailover checks that exactly one node answers ARP for the
 // Service IP, that it is the node the speakers report as announcing, and that cutting that
 // node's link moves the IP to another node whose answers the client then gets.
@@ -86,21 +104,11 @@ func TestLayer2OneOwnerAndLinkCutFailover(t *testing.T) {
 	ns, ip := deployWalkthroughApp(t, c, client)
 	macs := nodeMACs(t)
 
-	var owner string
-	Eventually(t, 30*time.Second, time.Second, func(ctx context.Context) error {
-		got, out, err := arpingMACs(ctx, client, ip, 3, "5")
-		if err != nil {
-			return err
-		}
-		if len(got) != 1 {
-			return fmt.Errorf("want exactly one MAC answering ARP for %s, got %v:\n%s", ip, got, out)
-		}
-		owner = macs[got[0]]
-		if owner == "" {
-			return fmt.Errorf("MAC %s is no kind node's (%v)", got[0], macs)
-		}
-		return nil
-	})
+	ownerMAC := soleARPOwner(t, client, ip)
+	owner := macs[ownerMAC]
+	if owner == "" {
+		t.Fatalf("MAC %s is no kind node's (%v)", ownerMAC, macs)
+	}
 	t.Logf("%s is announced by %s", ip, owner)
 	if owner == "kind-control-plane" {
 		t.Fatalf("the control plane carries node.kubernetes.io/exclude-from-external-load-balancers and must not announce")
@@ -267,19 +275,7 @@ func TestSpeakerCrashOnOwnerMovesNothing(t *testing.T) {
 	_, ip := deployWalkthroughApp(t, c, client)
 	macs := nodeMACs(t)
 
-	var ownerMAC string
-	Eventually(t, 30*time.Second, time.Second, func(ctx context.Context) error {
-		got, out, err := arpingMACs(ctx, client, ip, 3, "5")
-		if err != nil {
-			return err
-		}
-		if len(got) != 1 {
-			return fmt.Errorf("want one MAC for %s, got %v:\n%s", ip, got, out)
-		}
-		ownerMAC = got[0]
-		return nil
-	})
-	owner := macs[ownerMAC]
+	owner := macs[soleARPOwner(t, client, ip)]
 	pod := strings.TrimSpace(c.Kubectl(t, "-n", Namespace, "get", "pods", "-l", "component=speaker",
 		"--field-selector", "spec.nodeName="+owner, "-o", "jsonpath={.items[0].metadata.name}"))
 	restarts := func() string {

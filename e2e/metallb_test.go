@@ -122,16 +122,7 @@ func TestMetalLBManifestRunsIronlb(t *testing.T) {
 		}
 		return err
 	})
-	Eventually(t, 30*time.Second, time.Second, func(ctx context.Context) error {
-		got, out, err := arpingMACs(ctx, client, ip, 3, "5")
-		if err != nil {
-			return err
-		}
-		if len(got) != 1 {
-			return fmt.Errorf("want exactly one MAC answering ARP for %s, got %v:\n%s", ip, got, out)
-		}
-		return nil
-	})
+	soleARPOwner(t, client, ip)
 
 	// It is ironlb that runs, under MetalLB's narrower RBAC, which it noticed.
 	speakerLogs, controllerLogs := logsOf(t, c, "speaker"), logsOf(t, c, "controller")

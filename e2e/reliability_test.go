@@ -120,18 +120,7 @@ func TestMemberlistBlockedOnOneNodeOneAnswer(t *testing.T) {
 	client := c.StartClient(t)
 	_, ip := deployWalkthroughApp(t, c, client)
 	macs := nodeMACs(t)
-	var owner string
-	Eventually(t, 30*time.Second, time.Second, func(ctx context.Context) error {
-		got, out, err := arpingMACs(ctx, client, ip, 3, "5")
-		if err != nil {
-			return err
-		}
-		if len(got) != 1 {
-			return fmt.Errorf("want one MAC for %s, got %v:\n%s", ip, got, out)
-		}
-		owner = macs[got[0]]
-		return nil
-	})
+	owner := macs[soleARPOwner(t, client, ip)]
 
 	rules := [][]string{
 		{"INPUT", "-p", "udp", "--dport", "7946", "-j", "DROP"},

@@ -330,7 +330,8 @@ func (c *Controller) writePoolAnnotation(ctx context.Context, svc *corev1.Servic
 	out, err := c.client.CoreV1().Services(svc.Namespace).Update(ctx, updated, metav1.UpdateOptions{})
 	if apierrors.IsForbidden(err) {
 		if c.noAnnotations.CompareAndSwap(false, true) {
-			c.log.Warn("not allowed to update Services: the "+poolAllocatedAnnotation+" annotation is not written (grant update on services to enable it)", "error", err)
+			// The error text is the API server's "forbidden" message; what matters is said here.
+			c.log.Warn("not allowed to update Services (MetalLB v0.12's RBAC grants only services/status): the " + poolAllocatedAnnotation + " annotation is not written; grant update on services to enable it")
 		}
 		return svc, nil
 	}

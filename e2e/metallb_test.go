@@ -132,6 +132,7 @@ func TestMetalLBManifestRunsIronlb(t *testing.T) {
 		{controllerLogs, "running as MetalLB's controller"},
 		{controllerLogs, "leader election off"},
 		{controllerLogs, "created the memberlist Secret"},
+		{controllerLogs, "annotation is not written"},
 	} {
 		if !strings.Contains(want.logs, want.text) {
 			t.Errorf("no log line %q", want.text)

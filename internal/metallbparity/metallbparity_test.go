@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,21 +35,30 @@ import (
 const (
 	namespace     = "metallb-system"
 	configMap     = "config"
-	metricsPort   = 7472 // the speaker's default; the namespace is the test's own
 	verdictWithin = time.Minute
 	// The speaker starts on a configuration it must accept, so that every row is a change from
 	// a loaded configuration, as in a running cluster.
 	baseline = "address-pools:\n- {name: baseline, protocol: layer2, addresses: [172.18.255.200-172.18.255.250]}\n"
 )
 
+// nativeModeRefusals are the rows the speaker refuses only because its native BGP mode lacks the
+// feature (DiscardFRROnly): the controller, which validates nothing beyond parsing, accepts them.
+var nativeModeRefusals = map[string]bool{
+	"keepalive-time (native speaker refuses it; GoBGP honours it)":              true,
+	"bfd-profile on a peer (no BFD in the native speaker nor in GoBGP)":         true,
+	"bfd-profiles section alone (native speaker refuses it; ironlb ignores it)": true,
+	"ipv6 bgp pool (native speaker refuses it; ironlb announces it)":            true,
+}
+
 // TestRealMetalLB applies every row of internal/parityrows as MetalLB's ConfigMap, one after
-// another, to one running MetalLB v0.12.1 speaker, and checks that the speaker accepts exactly the
-// rows whose MetalLB column says it does.
+// another, to one running MetalLB v0.12.1 speaker and controller, and checks that the speaker
+// accepts exactly the rows whose MetalLB column says it does, and the controller the same rows
+// plus nativeModeRefusals.
 func TestRealMetalLB(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root for a network namespace: run the tests as root (CI does)")
 	}
-	speakerBin := metallbBinary(t, "speaker")
+	bin := metallbBinaries(t)
 	srv := apitest.Start(t)
 	cs := srv.Client(t, "ironlb-parity")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -60,31 +70,45 @@ func TestRealMetalLB(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ns := newNetns(t)
-	apiAddr := proxyInto(t, ns, strings.TrimPrefix(srv.Config.Host, "https://"))
-	kubeconfig := writeKubeconfig(t, "https://"+apiAddr, srv.Config.BearerToken)
-	sp := startSpeaker(t, ns, speakerBin, kubeconfig)
-
-	if v := sp.verdict(t, 0); !v.accepted {
-		t.Fatalf("the speaker refuses the baseline configuration: %s", v.err)
-	}
-	sp.checkStaleMetric(t, false)
-
 	rows := parityrows.Rows()
 	seen := map[string]string{baseline: "baseline"}
+	rules := map[string]bool{}
 	for _, row := range rows {
-		// An unchanged config key is still an update (the row annotation changes), which the
-		// speaker parses again; distinct rows only make a mixed-up verdict visible.
+		// An unchanged config key is still an update (the row annotation changes), which
+		// MetalLB parses again; distinct rows only make a mixed-up verdict visible.
 		if prev, dup := seen[row.In]; dup {
 			t.Fatalf("rows %q and %q have the same configuration", prev, row.Rule)
 		}
 		seen[row.In] = row.Rule
+		rules[row.Rule] = true
 	}
+	for rule := range nativeModeRefusals {
+		if !rules[rule] {
+			t.Fatalf("nativeModeRefusals names %q, which is not a row of internal/parityrows", rule)
+		}
+	}
+
+	ns := newNetns(t)
+	apiAddr := proxyInto(t, ns, strings.TrimPrefix(srv.Config.Host, "https://"))
+	kubeconfig := writeKubeconfig(t, "https://"+apiAddr, srv.Config.BearerToken)
+	common := []string{"--kubeconfig", kubeconfig, "--namespace", namespace, "--config", configMap}
+	// No memberlist: no --ml-bindaddr, --ml-labels (speaker) nor --ml-secret-name (controller).
+	sp := startMetalLB(t, ns, "speaker", 7472, filepath.Join(bin, "speaker"), slices.Concat(common,
+		[]string{"--node-name", "parity-node", "--host", "127.0.0.1", "--port", "7472"})...)
+	ctl := startMetalLB(t, ns, "controller", 7473, filepath.Join(bin, "controller"), slices.Concat(common,
+		[]string{"--port", "7473"})...)
+	for _, m := range []*metallb{sp, ctl} {
+		if v := m.verdict(t, 0); !v.accepted {
+			t.Fatalf("the %s refuses the baseline configuration: %s", m.name, v.err)
+		}
+		m.checkStaleMetric(t, false)
+	}
+
 	for i, row := range rows {
 		t.Run(row.Rule, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			n := sp.verdicts()
+			nsp, nctl := sp.verdicts(), ctl.verdicts()
 			cm, err := cs.CoreV1().ConfigMaps(namespace).Get(ctx, configMap, metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -94,18 +118,28 @@ func TestRealMetalLB(t *testing.T) {
 			if _, err := cs.CoreV1().ConfigMaps(namespace).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			v := sp.verdict(t, n)
-			t.Logf("MetalLB v0.12.1's speaker accepts: %v %s", v.accepted, v.err)
-			if v.accepted != row.MetalLB {
-				t.Errorf("MetalLB v0.12.1's speaker accepts: %v (%s), the table says %v\nconfig:\n%s", v.accepted, v.err, row.MetalLB, row.In)
+			for _, c := range []struct {
+				m    *metallb
+				n    int
+				want bool
+			}{
+				{sp, nsp, row.MetalLB},
+				{ctl, nctl, row.MetalLB || nativeModeRefusals[row.Rule]},
+			} {
+				v := c.m.verdict(t, c.n)
+				t.Logf("MetalLB v0.12.1's %s accepts: %v%s", c.m.name, v.accepted, v.reason())
+				if v.accepted != c.want {
+					t.Errorf("MetalLB v0.12.1's %s accepts: %v%s; want %v (table: %v)\nconfig:\n%s",
+						c.m.name, v.accepted, v.reason(), c.want, row.MetalLB, row.In)
+				}
+				c.m.checkStaleMetric(t, !v.accepted)
 			}
-			sp.checkStaleMetric(t, !v.accepted)
 		})
 	}
 }
 
 // configMapFor is MetalLB's ConfigMap for row (or -1 for the baseline); the annotation makes
-// every row a new version of the object, so the speaker reparses even an unchanged config key.
+// every row a new version of the object, so MetalLB reparses even an unchanged config key.
 func configMapFor(row int, config string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{
@@ -117,9 +151,10 @@ func configMapFor(row int, config string) *corev1.ConfigMap {
 	}
 }
 
-// metallbBinary returns the path of MetalLB's component, which hack/build-metallb.sh builds
-// once per version and caches (cold: a few minutes); its last line of output is the directory.
-func metallbBinary(t *testing.T, component string) string {
+// metallbBinaries returns the directory of MetalLB's speaker and controller, which
+// hack/build-metallb.sh builds once per version and caches (cold: a few minutes); the last line
+// of its output is the directory.
+func metallbBinaries(t *testing.T) string {
 	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -133,11 +168,13 @@ func metallbBinary(t *testing.T, component string) string {
 		t.Fatalf("hack/build-metallb.sh --no-images: %v\n%s", err, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	bin := filepath.Join(lines[len(lines)-1], component)
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("hack/build-metallb.sh --no-images printed %q: %v", out, err)
+	dir := lines[len(lines)-1]
+	for _, c := range []string{"speaker", "controller"} {
+		if _, err := os.Stat(filepath.Join(dir, c)); err != nil {
+			t.Fatalf("hack/build-metallb.sh --no-images printed %q: %v", out, err)
+		}
 	}
-	return bin
+	return dir
 }
 
 // newNetns creates a network namespace with only its loopback interface up.
@@ -248,9 +285,12 @@ func writeKubeconfig(t *testing.T, server, token string) string {
 	return path
 }
 
-// speaker is a running MetalLB speaker and the verdicts it has logged on its ConfigMap.
-type speaker struct {
+// metallb is a running MetalLB process (speaker or controller) and the verdicts it has logged
+// on its ConfigMap.
+type metallb struct {
+	name   string
 	ns     string
+	port   int // of /metrics, inside ns
 	mu     sync.Mutex
 	cond   *sync.Cond
 	log    []string
@@ -261,59 +301,60 @@ type speaker struct {
 
 type verdict struct {
 	accepted bool
-	err      string // the speaker's reason for refusing
+	err      string // MetalLB's reason for refusing
 }
 
-func startSpeaker(t *testing.T, ns, bin, kubeconfig string) *speaker {
+func (v verdict) reason() string {
+	if v.accepted {
+		return ""
+	}
+	return " (" + v.err + ")"
+}
+
+// startMetalLB runs MetalLB's component bin in the namespace ns until the test ends.
+func startMetalLB(t *testing.T, ns, name string, port int, bin string, args ...string) *metallb {
 	t.Helper()
-	// ip netns exec replaces itself with the speaker, which keeps the parent-death signal.
-	cmd := exec.Command("ip", "netns", "exec", ns, bin,
-		"--kubeconfig", kubeconfig,
-		"--namespace", namespace,
-		"--config", configMap,
-		"--node-name", "parity-node",
-		"--host", "127.0.0.1",
-		"--port", fmt.Sprint(metricsPort),
-	)
-	// No METALLB_* variables: the native BGP mode (METALLB_BGP_TYPE unset, as in MetalLB's
-	// manifests) and no memberlist (no ml-bindaddr, no ml-labels).
+	// ip netns exec replaces itself with bin, which keeps the parent-death signal.
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
+	// No METALLB_* variables: the speaker's native BGP mode (METALLB_BGP_TYPE unset, as in
+	// MetalLB's manifests) and no memberlist.
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
-	sp := &speaker{ns: ns}
-	sp.cond = sync.NewCond(&sp.mu)
+	m := &metallb{name: name, ns: ns, port: port}
+	m.cond = sync.NewCond(&m.mu)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", bin, err)
 	}
-	go sp.read(pr)
+	go m.read(pr)
 	go func() {
 		err := cmd.Wait()
 		pw.Close()
-		sp.mu.Lock()
-		sp.exited, sp.done = err, true
-		sp.cond.Broadcast()
-		sp.mu.Unlock()
+		m.mu.Lock()
+		m.exited, m.done = err, true
+		m.cond.Broadcast()
+		m.mu.Unlock()
 	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		sp.mu.Lock()
-		defer sp.mu.Unlock()
+		m.mu.Lock()
+		defer m.mu.Unlock()
 		timer := time.AfterFunc(10*time.Second, func() { _ = cmd.Process.Kill() })
 		defer timer.Stop()
-		for !sp.done {
-			sp.cond.Wait()
+		for !m.done {
+			m.cond.Wait()
 		}
 		if t.Failed() {
-			t.Logf("--- MetalLB speaker log (tail) ---\n%s", strings.Join(tail(sp.log, 40), "\n"))
+			t.Logf("--- MetalLB %s log (tail) ---\n%s", name, strings.Join(tail(m.log, 40), "\n"))
 		}
 	})
-	return sp
+	return m
 }
 
-// read keeps the speaker's log and the verdicts in it: MetalLB's k8s client logs event
+// read keeps the process's log and the verdicts in it: MetalLB's k8s client logs event
 // configLoaded when it has parsed and applied the ConfigMap, configStale when it refused it.
-func (sp *speaker) read(r io.Reader) {
+func (m *metallb) read(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
@@ -324,67 +365,67 @@ func (sp *speaker) read(r io.Reader) {
 			Error     any    `json:"error"`
 		}
 		_ = json.Unmarshal([]byte(line), &entry)
-		sp.mu.Lock()
-		sp.log = append(sp.log, line)
+		m.mu.Lock()
+		m.log = append(m.log, line)
 		if entry.ConfigMap == namespace+"/"+configMap {
 			switch entry.Event {
 			case "configLoaded":
-				sp.events = append(sp.events, verdict{accepted: true})
+				m.events = append(m.events, verdict{accepted: true})
 			case "configStale":
-				sp.events = append(sp.events, verdict{err: fmt.Sprint(entry.Error)})
+				m.events = append(m.events, verdict{err: fmt.Sprint(entry.Error)})
 			}
 		}
-		sp.cond.Broadcast()
-		sp.mu.Unlock()
+		m.cond.Broadcast()
+		m.mu.Unlock()
 	}
 	_, _ = io.Copy(io.Discard, r)
 }
 
-// verdicts is how many verdicts the speaker has logged so far.
-func (sp *speaker) verdicts() int {
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	return len(sp.events)
+// verdicts is how many verdicts the process has logged so far.
+func (m *metallb) verdicts() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.events)
 }
 
-// verdict waits for the verdict after the first n and returns it. The speaker handles one
+// verdict waits for the verdict after the first n and returns it. MetalLB handles one
 // ConfigMap event at a time, and the test changes the ConfigMap only once it has the previous
 // verdict, so verdict n is on the nth version the test wrote.
-func (sp *speaker) verdict(t *testing.T, n int) verdict {
+func (m *metallb) verdict(t *testing.T, n int) verdict {
 	t.Helper()
 	timeout := false
 	timer := time.AfterFunc(verdictWithin, func() {
-		sp.mu.Lock()
+		m.mu.Lock()
 		timeout = true
-		sp.cond.Broadcast()
-		sp.mu.Unlock()
+		m.cond.Broadcast()
+		m.mu.Unlock()
 	})
 	defer timer.Stop()
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	for len(sp.events) <= n && !sp.done && !timeout {
-		sp.cond.Wait()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for len(m.events) <= n && !m.done && !timeout {
+		m.cond.Wait()
 	}
 	switch {
-	case len(sp.events) > n:
-		return sp.events[n]
-	case sp.done:
-		t.Fatalf("the MetalLB speaker exited (%v) before its verdict", sp.exited)
+	case len(m.events) > n:
+		return m.events[n]
+	case m.done:
+		t.Fatalf("the MetalLB %s exited (%v) before its verdict", m.name, m.exited)
 	default:
-		t.Fatalf("no verdict from the MetalLB speaker within %v", verdictWithin)
+		t.Fatalf("no verdict from the MetalLB %s within %v", m.name, verdictWithin)
 	}
 	return verdict{}
 }
 
 // checkStaleMetric checks metallb_k8s_client_config_stale_bool, MetalLB's own record of its
-// last verdict, on the speaker's /metrics inside its namespace. MetalLB logs a refusal before it
+// last verdict, on the process's /metrics inside its namespace. MetalLB logs a refusal before it
 // sets the gauge, so the scrape is repeated for a while.
-func (sp *speaker) checkStaleMetric(t *testing.T, stale bool) {
+func (m *metallb) checkStaleMetric(t *testing.T, stale bool) {
 	t.Helper()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-			if err := inNetns(sp.ns, func() (err error) {
+			if err := inNetns(m.ns, func() (err error) {
 				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
 				return err
 			}); err != nil {
@@ -397,7 +438,7 @@ func (sp *speaker) checkStaleMetric(t *testing.T, stale bool) {
 	if stale {
 		want = 1
 	}
-	u := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", fmt.Sprint(metricsPort)), Path: "/metrics"}
+	u := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", fmt.Sprint(m.port)), Path: "/metrics"}
 	var last string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		resp, err := client.Get(u.String())
@@ -417,7 +458,7 @@ func (sp *speaker) checkStaleMetric(t *testing.T, stale bool) {
 		}
 		last = fmt.Sprintf("metallb_k8s_client_config_stale_bool = %v (exported: %v)", got, ok)
 	}
-	t.Errorf("after its logged verdict, the MetalLB speaker's /metrics never had metallb_k8s_client_config_stale_bool %v: %s", want, last)
+	t.Errorf("after its logged verdict, the MetalLB %s's /metrics never had metallb_k8s_client_config_stale_bool %v: %s", m.name, want, last)
 }
 
 func tail(lines []string, n int) []string {

@@ -259,10 +259,13 @@ func proxyInto(t *testing.T, ns, target string) string {
 					return
 				}
 				defer out.Close()
+				// Either side ending ends both: HTTP needs no half-closed connection, and the
+				// cleanup's Wait then cannot outlast the processes.
 				done := make(chan struct{})
-				go func() { _, _ = io.Copy(out, in); out.(*net.TCPConn).CloseWrite(); close(done) }()
+				go func() { _, _ = io.Copy(out, in); in.Close(); out.Close(); close(done) }()
 				_, _ = io.Copy(in, out)
-				in.(*net.TCPConn).CloseWrite()
+				in.Close()
+				out.Close()
 				<-done
 			})
 		}

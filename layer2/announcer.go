@@ -47,6 +47,14 @@ const (
 	// election's owner would otherwise yield to the other, which is about to withdraw, and
 	// stay silent until yieldTimeout.
 	rejoinHoldoff = 2 * time.Second
+	// persistentConflict: a claim by a stronger MAC that lasts this long is a split brain
+	// even while memberlist still shows every speaker. The side cut off from memberlist sees
+	// its peers only as suspect until its suspicion timeout runs out (several seconds with
+	// nobody to confirm it), while the new owner's takeover announcements reach it at once;
+	// an election's overlap ends within milliseconds.
+	persistentConflict = time.Second
+	// contestForget: claims further apart than this are separate episodes.
+	contestForget = 5 * time.Second
 )
 
 // Options configures an Announcer.
@@ -128,8 +136,14 @@ type Announcer struct {
 	// and of the last reassertion; guarded by mu, pruned with owned.
 	reported   map[netip.Addr]time.Time
 	reasserted map[netip.Addr]time.Time
-	now        func() time.Time // tests; nil: time.Now
+	// contested: owned IPs a stronger MAC claimed while MayYield said no, with when the
+	// claims began and when the last one came; guarded by mu, pruned with owned.
+	contested map[netip.Addr]contest
+	now       func() time.Time // tests; nil: time.Now
 }
+
+// contest is a run of claims on an owned IP by a MAC that wins the tie-break.
+type contest struct{ since, last time.Time }
 
 // yield is an owned IP left to another MAC while the conflict lasts.
 type yield struct {
@@ -189,6 +203,7 @@ func NewAnnouncer(opts Options) (*Announcer, error) {
 		yields:     map[netip.Addr]*yield{},
 		reported:   map[netip.Addr]time.Time{},
 		reasserted: map[netip.Addr]time.Time{},
+		contested:  map[netip.Addr]contest{},
 	}, nil
 }
 
@@ -274,6 +289,7 @@ func (a *Announcer) SetOwned(ips []netip.Addr) {
 			delete(a.yields, ip)
 			delete(a.reported, ip)
 			delete(a.reasserted, ip)
+			delete(a.contested, ip)
 			removed = append(removed, ip)
 			for _, ifc := range a.ifaces {
 				ifc.unwatch(ip)
@@ -571,7 +587,8 @@ func (a *Announcer) duplicate(ip netip.Addr, mac net.HardwareAddr, ifName string
 					ifc.log.Warn("reasserting an IP in conflict", "ip", ip, "error", err)
 				}
 			}
-		} else if !now.Before(a.holdoff) && (a.opts.MayYield == nil || a.opts.MayYield()) {
+		} else if !now.Before(a.holdoff) && (a.opts.MayYield == nil || a.opts.MayYield() || a.persists(ip, now)) {
+			delete(a.contested, ip)
 			a.yields[ip] = &yield{winner: slices.Clone(mac), iface: ifName, lastSeen: now}
 			// Pending gratuitous sends for ip would fight the winner.
 			a.epoch++
@@ -597,6 +614,18 @@ func (a *Announcer) duplicate(ip netip.Addr, mac net.HardwareAddr, ifName string
 	if a.opts.OnDuplicate != nil {
 		a.opts.OnDuplicate(ip, slices.Clone(mac), ifName)
 	}
+}
+
+// persists records a claim on ip that MayYield turned down and reports whether the claims
+// have lasted persistentConflict. The caller holds a.mu. O(1).
+func (a *Announcer) persists(ip netip.Addr, now time.Time) bool {
+	c, ok := a.contested[ip]
+	if !ok || now.Sub(c.last) > contestForget {
+		c.since = now
+	}
+	c.last = now
+	a.contested[ip] = c
+	return now.Sub(c.since) >= persistentConflict
 }
 
 // ConflictWinner reports whether the announcer with MAC ours keeps ip

@@ -428,6 +428,48 @@ func TestNoYieldWhenMayYieldSaysNo(t *testing.T) {
 	}
 }
 
+// A speaker cut off from memberlist still sees its peers (as suspect) for seconds, but the
+// new owner's takeover announcements keep claiming the IP: a claim lasting a second is a
+// split brain whatever MayYield says, and the weaker side yields.
+func TestPersistentClaimYieldsWithoutPartition(t *testing.T) {
+	ip := netip.MustParseAddr("10.0.0.1")
+	ours := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x10}
+	_, stronger := conflictPair(t, ip, ours)
+	a := newTestAnnouncer(t, Options{ResolveConflicts: true, MayYield: func() bool { return false }})
+	a.ifaces["eth0"] = &iface{name: "eth0", mac: ours, groups: map[netip.Addr]int{}, closed: make(chan struct{}), log: quietLogger()}
+	a.SetOwned([]netip.Addr{ip})
+	start := time.Now()
+	for _, tc := range []struct {
+		at    time.Duration
+		yield bool
+	}{
+		{0, false},
+		{300 * time.Millisecond, false},
+		{900 * time.Millisecond, false},
+		{time.Second, true},
+	} {
+		now := start.Add(tc.at)
+		a.now = func() time.Time { return now }
+		a.duplicate(ip, stronger, "eth0")
+		if got := len(a.Yielded()) == 1; got != tc.yield {
+			t.Fatalf("claim at +%v: yielded %v, want %v", tc.at, got, tc.yield)
+		}
+	}
+
+	// Claims far apart are separate moments of overlap, not one conflict.
+	b := newTestAnnouncer(t, Options{ResolveConflicts: true, MayYield: func() bool { return false }})
+	b.ifaces["eth0"] = &iface{name: "eth0", mac: ours, groups: map[netip.Addr]int{}, closed: make(chan struct{}), log: quietLogger()}
+	b.SetOwned([]netip.Addr{ip})
+	for _, at := range []time.Duration{0, 6 * time.Second, 12 * time.Second} {
+		now := start.Add(at)
+		b.now = func() time.Time { return now }
+		b.duplicate(ip, stronger, "eth0")
+		if y := b.Yielded(); len(y) != 0 {
+			t.Fatalf("claim at +%v: yielded %v for isolated claims", at, y)
+		}
+	}
+}
+
 func TestConflictsIgnoredWithoutResolve(t *testing.T) {
 	ip := netip.MustParseAddr("10.0.0.1")
 	ours := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x10}

@@ -56,13 +56,21 @@ func nodeMACs(t *testing.T) map[string]string {
 	return macs
 }
 
-// deployWalkthroughApp deploys the app and its LoadBalancer Service in a fresh namespace and
-// returns the namespace and the Service IP once it answers from the client.
+// deployWalkthroughApp installs ironlb with the walkthrough's pool, deploys the app and its
+// LoadBalancer Service in a fresh namespace and returns the namespace and the Service IP once
+// it answers from the client.
 func deployWalkthroughApp(t *testing.T, c *Cluster, client *Client) (string, netip.Addr) {
 	t.Helper()
 	installIronlb(t, c)
 	ensurePool(t, c)
-	ns := c.CreateNamespace(t, "e2e-app")
+	return deployApp(t, c, client, "e2e-app")
+}
+
+// deployApp deploys the walkthrough's app and Service in a fresh namespace named after prefix,
+// on whatever load balancer runs, and returns the namespace and the Service IP once it answers.
+func deployApp(t *testing.T, c *Cluster, client *Client, prefix string) (string, netip.Addr) {
+	t.Helper()
+	ns := c.CreateNamespace(t, prefix)
 	app, err := os.ReadFile(filepath.Join(c.RepoRoot, "e2e/kind/manifests/app.yaml"))
 	if err != nil {
 		t.Fatal(err)

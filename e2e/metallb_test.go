@@ -107,14 +107,7 @@ func TestMetalLBManifestRunsIronlb(t *testing.T) {
 		t.Errorf("memberlist Secret owned by %q, want Deployment/controller", owners)
 	}
 
-	ns := c.CreateNamespace(t, "e2e-mlbmanifest")
-	app, err := os.ReadFile(filepath.Join(c.RepoRoot, "e2e/kind/manifests/app.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Apply(t, strings.ReplaceAll(string(app), "namespace: default", "namespace: "+ns), false)
-	c.WaitRollout(t, ns, "deployment/app", 3*time.Minute)
-	ip := c.ServiceIP(t, ns, "loadbalancer-service", 90*time.Second)
+	_, ip := deployApp(t, c, client, "e2e-mlbmanifest")
 	Eventually(t, 60*time.Second, time.Second, func(ctx context.Context) error {
 		body, err := client.Get(ctx, "http://"+ip.String()+"/host")
 		if err == nil && !nodeAnswer.MatchString(strings.TrimSpace(body)) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -394,24 +395,14 @@ func (a *Announcer) Assert() {
 func (a *Announcer) Yielded() []netip.Addr {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	out := make([]netip.Addr, 0, len(a.yields))
-	for ip := range a.yields {
-		out = append(out, ip)
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out
+	return slices.SortedFunc(maps.Keys(a.yields), netip.Addr.Compare)
 }
 
 // Owned returns the owned IPs, sorted.
 func (a *Announcer) Owned() []netip.Addr {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	out := make([]netip.Addr, 0, len(a.owned))
-	for ip := range a.owned {
-		out = append(out, ip)
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out
+	return slices.SortedFunc(maps.Keys(a.owned), netip.Addr.Compare)
 }
 
 // Interfaces returns the names of the interfaces currently served (with an

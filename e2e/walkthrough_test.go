@@ -13,7 +13,11 @@ import (
 
 // ensurePool applies the walkthrough's pool (step 5) unless a `config` ConfigMap exists; one
 // this test created is deleted when it ends.
-func ensurePool(t *testing.T, c *Cluster) {
+func ensurePool(t *testing.T, c *Cluster) { t.Helper(); applyPoolIfMissing(t, c, true) }
+
+// applyPoolIfMissing creates the walkthrough's ConfigMap when there is none, removed again when
+// the test ends if removeAfter is set.
+func applyPoolIfMissing(t *testing.T, c *Cluster, removeAfter bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -30,7 +34,7 @@ data:
       protocol: layer2
       addresses:
       - %s
-`, Namespace, WalkthroughPool(KindSubnetV4(t))), true)
+`, Namespace, WalkthroughPool(KindSubnetV4(t))), removeAfter)
 }
 
 var nodeAnswer = regexp.MustCompile(`^NODE: (\S+), POD IP:(\S+)$`)
